@@ -1,0 +1,329 @@
+/**
+ * The facade applications import: open an encrypted local replica, use the U1DB document API, sync it.
+ */
+import { EventEmitter } from 'node:events';
+import { DatabaseClosedError } from '../common/errors.js';
+import type { Document } from '../common/u1db/document.js';
+import type { JsonObject } from '../common/u1db/json.js';
+import { LocalDatabase } from './db/database.js';
+import { SecretsManager } from './secrets/secrets-manager.js';
+import type { RemoteSecretsStore } from './secrets/secrets-manager.js';
+import { HttpClient } from './http/client.js';
+import { SharedDbClient } from './http/shared-db.js';
+import { Synchronizer } from './sync/synchronizer.js';
+import type { SyncProgress, SyncStats } from './sync/synchronizer.js';
+import { WriteQueue } from './write-queue.js';
+
+/** Options of {@link Soledad.open}; the names follow the original constructor. */
+export interface SoledadOptions {
+  /** The user's uuid (lowercase hex, as the provider assigns it). */
+  uuid: string;
+  /** Unlocks the storage secrets. Never logged or stored. */
+  passphrase: string;
+  /** Path of the local secrets file (`soledad.json` in the original). */
+  secretsPath: string;
+  /** Path of the local SQLCipher database (`soledad.u1db` in the original). */
+  localDbPath: string;
+  /** Base URL of the Soledad server (`https://host:2323/`); omit to work offline. */
+  serverUrl?: string;
+  /** PEM file of the server's certificate or CA to trust (self-signed servers). */
+  certFile?: string;
+  /** The user's auth token for the server. */
+  authToken?: string;
+  /** Reserved for the blobs feature; documents work without it. */
+  withBlobs?: boolean;
+  /** Refuse documents whose JSON is larger than this many bytes. */
+  documentSizeLimit?: number;
+}
+
+/** Options of {@link Soledad.recover}: a fresh device restores secrets with the recovery code. */
+export interface RecoverOptions extends Omit<SoledadOptions, 'passphrase'> {
+  /** The code printed by {@link Soledad.createRecoveryCode}. */
+  recoveryCode: string;
+  /** The passphrase that protects the secrets on this device from now on. */
+  newPassphrase: string;
+}
+
+/** Events emitted by {@link Soledad}. */
+export interface SoledadEvents {
+  'sync-progress': [SyncProgress];
+}
+
+/**
+ * An open Soledad replica.
+ *
+ * @example
+ * import { Soledad } from 'soledad';
+ * const sol = await Soledad.open({ uuid, passphrase, secretsPath: 'soledad.json', localDbPath: 'soledad.u1db' });
+ * const doc = await sol.createDoc({ subject: 'hello' });
+ * await sol.close();
+ */
+export class Soledad extends EventEmitter<SoledadEvents> {
+  /** The user's uuid. */
+  readonly uuid: string;
+  private readonly db: LocalDatabase;
+  private readonly secrets: SecretsManager;
+  private readonly writes: WriteQueue;
+  private readonly http: HttpClient | undefined;
+  private readonly synchronizer: Synchronizer | undefined;
+  private closed = false;
+
+  private constructor(uuid: string, db: LocalDatabase, secrets: SecretsManager, http: HttpClient | undefined) {
+    super();
+    this.uuid = uuid;
+    this.db = db;
+    this.secrets = secrets;
+    this.writes = new WriteQueue(db);
+    this.http = http;
+    if (http !== undefined) {
+      this.synchronizer = new Synchronizer({ db, http, uuid, remoteSecret: secrets.secrets.remoteSecret });
+      this.synchronizer.on('progress', (p: SyncProgress) => this.emit('sync-progress', p));
+    }
+  }
+
+  /**
+   * Open (or create) a replica. Secrets come from the local file, else from the server's recovery document,
+   * else they are generated (and stored in both places).
+   */
+  static async open(opts: SoledadOptions): Promise<Soledad> {
+    const http = makeHttp(opts);
+    const remote: RemoteSecretsStore | undefined = http ? new SharedDbClient(http) : undefined;
+    const secrets = await SecretsManager.bootstrap({
+      uuid: opts.uuid,
+      passphrase: opts.passphrase,
+      secretsPath: opts.secretsPath,
+      ...(remote ? { remote } : {}),
+    });
+    return Soledad.finishOpen(opts, secrets, http);
+  }
+
+  /** Restore secrets on a new device from uuid + recovery code, protect them with a new passphrase, open. */
+  static async recover(opts: RecoverOptions): Promise<Soledad> {
+    const http = makeHttp(opts);
+    if (!http) throw new TypeError('recover needs serverUrl and authToken');
+    const secrets = await SecretsManager.recover({
+      uuid: opts.uuid,
+      recoveryCode: opts.recoveryCode,
+      newPassphrase: opts.newPassphrase,
+      secretsPath: opts.secretsPath,
+      remote: new SharedDbClient(http),
+    });
+    return Soledad.finishOpen(opts, secrets, http);
+  }
+
+  private static async finishOpen(opts: Omit<SoledadOptions, 'passphrase'>, secrets: SecretsManager,
+    http: HttpClient | undefined): Promise<Soledad> {
+    try {
+      const key = await secrets.localDbKey();
+      const db = LocalDatabase.open({
+        path: opts.localDbPath,
+        encryption: { mode: 'encrypted', key },
+        ...(opts.documentSizeLimit !== undefined ? { documentSizeLimit: opts.documentSizeLimit } : {}),
+      });
+      return new Soledad(opts.uuid, db, secrets, http);
+    } catch (err) {
+      secrets.close();
+      await http?.close();
+      throw err;
+    }
+  }
+
+  /** This replica's uid (a hex string chosen when the database was created). */
+  get replicaUid(): string {
+    return this.db.replicaUid;
+  }
+
+  // ---- documents ----
+
+  /** Create a document; `docId` defaults to a new `D-…` id. */
+  createDoc(content: JsonObject, docId?: string): Promise<Document> {
+    return this.write(() => this.db.createDoc(content, docId));
+  }
+
+  /** Create a document from JSON text (it must be an object). */
+  createDocFromJson(json: string, docId?: string): Promise<Document> {
+    return this.write(() => this.db.createDocFromJson(json, docId));
+  }
+
+  /** Store a new revision of `doc`; updates `doc.rev` and resolves with it. */
+  putDoc(doc: Document): Promise<string> {
+    return this.write(() => this.db.putDoc(doc));
+  }
+
+  /** Mark a document deleted (a tombstone that syncs); resolves with the new rev. */
+  deleteDoc(doc: Document): Promise<string> {
+    return this.write(() => this.db.deleteDoc(doc));
+  }
+
+  /** One document, or `null`; tombstones only with `includeDeleted`. */
+  getDoc(docId: string, opts: { includeDeleted?: boolean } = {}): Promise<Document | null> {
+    return this.read(() => this.db.getDoc(docId, opts.includeDeleted ?? false));
+  }
+
+  /** Several documents in the order asked, skipping missing ones. */
+  getDocs(docIds: Iterable<string>, opts: { checkForConflicts?: boolean; includeDeleted?: boolean } = {}): Promise<Document[]> {
+    return this.read(() => this.db.getDocs([...docIds], opts));
+  }
+
+  /** Every document and the generation they were read at. */
+  getAllDocs(opts: { includeDeleted?: boolean } = {}): Promise<{ generation: number; docs: Document[] }> {
+    return this.read(() => this.db.getAllDocs(opts.includeDeleted ?? false));
+  }
+
+  /** The current document followed by its conflicting versions (empty when there are none). */
+  getDocConflicts(docId: string): Promise<Document[]> {
+    return this.read(() => this.db.getDocConflicts(docId));
+  }
+
+  /** Resolve the listed conflicting revisions with `doc`'s content. */
+  resolveDoc(doc: Document, conflictedRevs: string[]): Promise<void> {
+    return this.write(() => this.db.resolveDoc(doc, conflictedRevs));
+  }
+
+  /** Keep a document on this device only (or allow it to sync again). */
+  setDocumentSyncable(docId: string, syncable: boolean): Promise<void> {
+    return this.write(() => this.db.setDocumentSyncable(docId, syncable));
+  }
+
+  // ---- indexes ----
+
+  /** Create an index over one or more expressions (`'lower(subject)'`, `'number(size, 8)'`…). */
+  createIndex(name: string, ...expressions: string[]): Promise<void> {
+    return this.write(() => this.db.createIndex(name, ...expressions));
+  }
+
+  /** Remove an index. */
+  deleteIndex(name: string): Promise<void> {
+    return this.write(() => this.db.deleteIndex(name));
+  }
+
+  /** Every index as `[name, expressions]`. */
+  listIndexes(): Promise<Array<[string, string[]]>> {
+    return this.read(() => this.db.listIndexes());
+  }
+
+  /** Documents whose index values match (`'*'` and trailing `'ab*'` wildcards), ordered by index values. */
+  getFromIndex(name: string, ...values: string[]): Promise<Document[]> {
+    return this.read(() => this.db.getFromIndex(name, ...values));
+  }
+
+  /** Documents whose index values lie between `start` and `end` inclusive (`null` = unbounded). */
+  getRangeFromIndex(name: string, start: string | string[] | null, end: string | string[] | null = null): Promise<Document[]> {
+    return this.read(() => this.db.getRangeFromIndex(name, start, end));
+  }
+
+  /** Every distinct key tuple in an index. */
+  getIndexKeys(name: string): Promise<string[][]> {
+    return this.read(() => this.db.getIndexKeys(name));
+  }
+
+  /** How many documents match, with the rules of {@link getFromIndex}. */
+  getCountFromIndex(name: string, ...values: string[]): Promise<number> {
+    return this.read(() => this.db.getCountFromIndex(name, ...values));
+  }
+
+  // ---- escape hatches and helpers ----
+
+  /** Run a read-only SQL query on the local database (the original's raw SQLCipher access). */
+  rawQuery(sql: string, params: unknown[] = []): Promise<unknown[]> {
+    return this.read(() => this.db.rawQuery(sql, params));
+  }
+
+  /** Run a SQL statement on the local database; use with care, U1DB invariants are yours to keep. */
+  rawOperation(sql: string, params: unknown[] = []): Promise<{ changes: number }> {
+    return this.write(() => this.db.rawOperation(sql, params));
+  }
+
+  /** A random token for a local service, created once and then returned again. */
+  getOrCreateServiceToken(service: string): Promise<string> {
+    return this.write(() => this.db.getOrCreateServiceToken(service));
+  }
+
+  /** The local generation and its transaction id. */
+  getGenerationInfo(): Promise<{ generation: number; transactionId: string }> {
+    return this.read(() => this.db.getGenerationInfo());
+  }
+
+  /** Changes since `generation`: the latest per document, oldest first. */
+  whatsChanged(generation = 0): Promise<{ generation: number; transactionId: string; changes: Array<{ docId: string; generation: number; transactionId: string }> }> {
+    return this.read(() => this.db.whatsChanged(generation));
+  }
+
+  // ---- secrets ----
+
+  /** Re-wrap the storage secrets under a new passphrase (locally and on the server). No document is re-encrypted. */
+  async changePassphrase(newPassphrase: string): Promise<void> {
+    this.assertOpen();
+    await this.secrets.changePassphrase(newPassphrase);
+  }
+
+  /**
+   * Create a recovery code: the secrets are additionally stored wrapped under it, so uuid + code restore them on
+   * a new device even if the passphrase is forgotten. Show the code to the user once; it is not kept anywhere.
+   */
+  async createRecoveryCode(): Promise<string> {
+    this.assertOpen();
+    return this.secrets.createRecoveryCode();
+  }
+
+  // ---- sync ----
+
+  /**
+   * Synchronize with the server. Resolves with the local generation before the sync. A call while a sync runs
+   * waits for that sync and shares its result.
+   */
+  async sync(): Promise<number> {
+    this.assertOpen();
+    if (!this.synchronizer) throw new TypeError('sync needs serverUrl and authToken');
+    this.writes.flush();
+    return this.synchronizer.sync();
+  }
+
+  /** True while a sync runs. */
+  get syncing(): boolean {
+    return this.synchronizer?.syncing ?? false;
+  }
+
+  /** Phases, counts and timings of the last sync, or `undefined` before the first. */
+  syncStats(): SyncStats | undefined {
+    return this.synchronizer?.lastStats();
+  }
+
+  /** Commit pending writes, close the database, drop keys from memory. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.writes.flush();
+    if (this.synchronizer?.syncing) await this.synchronizer.sync().catch(() => undefined);
+    this.closed = true;
+    this.db.close();
+    this.secrets.close();
+    await this.http?.close();
+  }
+
+  private write<T>(run: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new DatabaseClosedError());
+    return this.writes.enqueue(run);
+  }
+
+  private async read<T>(run: () => T): Promise<T> {
+    this.assertOpen();
+    // Reads see every write issued before them, even ones not yet committed by the queue.
+    this.writes.flush();
+    return run();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new DatabaseClosedError();
+  }
+}
+
+function makeHttp(opts: Omit<SoledadOptions, 'passphrase'>): HttpClient | undefined {
+  if (opts.serverUrl === undefined) return undefined;
+  if (opts.authToken === undefined) throw new TypeError('serverUrl needs authToken');
+  return new HttpClient({
+    serverUrl: opts.serverUrl,
+    uuid: opts.uuid,
+    token: opts.authToken,
+    ...(opts.certFile !== undefined ? { certFile: opts.certFile } : {}),
+  });
+}
