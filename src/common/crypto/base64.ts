@@ -1,0 +1,62 @@
+/**
+ * The exact base64 flavours Soledad 0.10 writes, and lenient decoders for what it (and older versions) wrote.
+ *
+ * - B64N: standard alphabet, `=` padding, followed by exactly one `"\n"` (Python `binascii.b2a_base64`).
+ * - B64: standard alphabet, `=` padding, no newline (Python `base64.b64encode`).
+ * - B64U: URL-safe alphabet WITH `=` padding (Python `base64.urlsafe_b64encode`).
+ */
+
+/** An error class the decoders throw on invalid input (any class from `errors.ts` fits). */
+export type DecodeErrorClass = new (message?: string) => Error;
+
+const STD_RE = /^[A-Za-z0-9+/]*={0,2}$/;
+const URL_RE = /^[A-Za-z0-9_-]*={0,2}$/;
+// Older writers put a "\n" after each base64 part (and Python's decoder tolerates CR/LF), so line breaks are
+// dropped before validation; nothing else is tolerated.
+const NEWLINES_RE = /[\r\n]/g;
+
+/** Standard base64 plus one trailing newline, byte-identical to Python's `binascii.b2a_base64`. */
+export function b64nEncode(data: Uint8Array): string {
+  return `${Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64')}\n`;
+}
+
+/** Standard base64 without a newline (Python `base64.b64encode`). */
+export function b64Encode(data: Uint8Array): string {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
+}
+
+/** URL-safe base64 with `=` padding (Python `base64.urlsafe_b64encode`). */
+export function b64uEncode(data: Uint8Array): string {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+    .toString('base64')
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_');
+}
+
+function checkShape(clean: string, re: RegExp, errorClass: DecodeErrorClass, what: string): void {
+  // Node's own decoder silently skips garbage; the original raises, so validate the shape first.
+  if (clean.length % 4 !== 0 || !re.test(clean)) {
+    throw new errorClass(`Invalid ${what} encoding`);
+  }
+}
+
+/**
+ * Decode standard base64 (B64N or B64), ignoring line breaks. Throws `errorClass` on anything else.
+ *
+ * @example
+ * const salt = b64Decode(doc.kdf_salt, SecretsFileCorruptedError);
+ */
+export function b64Decode(text: unknown, errorClass: DecodeErrorClass): Buffer {
+  if (typeof text !== 'string') throw new errorClass('Invalid base64 value');
+  const clean = text.replace(NEWLINES_RE, '');
+  checkShape(clean, STD_RE, errorClass, 'base64');
+  return Buffer.from(clean, 'base64');
+}
+
+/** Decode URL-safe base64 with padding (B64U), ignoring line breaks. Throws `errorClass` on anything else. */
+export function b64uDecode(text: unknown, errorClass: DecodeErrorClass): Buffer {
+  if (typeof text !== 'string') throw new errorClass('Invalid base64 value');
+  const clean = text.replace(NEWLINES_RE, '');
+  checkShape(clean, URL_RE, errorClass, 'url-safe base64');
+  return Buffer.from(clean, 'base64url');
+}

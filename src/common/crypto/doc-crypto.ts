@@ -1,0 +1,271 @@
+/**
+ * Document encryption exactly as Soledad 0.10 does it (fact sheet §3a–3c), plus reading (and, for tests and
+ * migration tools, writing) the legacy ≤0.9.1 `_enc_json` form.
+ */
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  EncryptionSchemeNotImplementedError,
+  InvalidPreambleError,
+  MacMismatchError,
+  SoledadError,
+  TamperedDocumentError,
+} from '../errors.js';
+import { b64Decode, b64nEncode, b64uDecode, b64uEncode } from './base64.js';
+import {
+  EncMethod,
+  EncScheme,
+  MAGIC,
+  contentSizeFor,
+  decodePreamble,
+  encodePreamble,
+  pascalValue,
+} from './preamble.js';
+import type { Preamble } from './preamble.js';
+
+/** Bytes of `remote_secret` reserved for the legacy MAC key; the rest keys documents. */
+const MAC_KEY_LENGTH = 64;
+const IV_LENGTH = 16;
+const TAG_LENGTH = 16;
+const RAW_PREFIX = '{"raw": "';
+/** What the real client checks before it tries to decrypt: `{"raw": "` + B64U(`13 37 01`). */
+const RAW_SIGNATURE = `${RAW_PREFIX}EzcB`;
+
+function hmacSha256(key: Buffer, msg: Buffer | string): Buffer {
+  return createHmac('sha256', key).update(msg).digest();
+}
+
+function requireSecret(remoteSecret: Buffer): void {
+  // A short secret would silently give an empty or weak HMAC key.
+  if (remoteSecret.length <= MAC_KEY_LENGTH) throw new RangeError('remote secret too short');
+}
+
+/**
+ * The per-document key: `HMAC-SHA256(key = remoteSecret[64:], msg = utf8(docId))`. Blobs use their blob id.
+ *
+ * @example
+ * const key = deriveDocKey(secrets.remoteSecret, 'D-123'); // 32 bytes
+ */
+export function deriveDocKey(remoteSecret: Buffer, docId: string): Buffer {
+  requireSecret(remoteSecret);
+  return hmacSha256(remoteSecret.subarray(MAC_KEY_LENGTH), docId);
+}
+
+/**
+ * Encrypt a document's JSON for the server: `{"raw": "<B64U(preamble)> <B64U(ct‖tag)>"}` with AES-256-GCM,
+ * a random 16-byte IV and the raw preamble as AAD, byte-identical in shape to what Soledad 0.10 sends.
+ *
+ * @example
+ * const content = encryptDocContent(secret, 'D-1', 'replica:1', '{"a": 1}');
+ * // content.startsWith('{"raw": "EzcB') === true
+ */
+export function encryptDocContent(remoteSecret: Buffer, docId: string, rev: string, plaintextJson: string): string {
+  const plaintext = Buffer.from(plaintextJson, 'utf8');
+  const iv = randomBytes(IV_LENGTH);
+  const preamble = encodePreamble({
+    docId,
+    rev,
+    scheme: EncScheme.symkey,
+    method: EncMethod.aes_256_gcm,
+    iv,
+    contentSize: contentSizeFor(plaintext.length),
+  });
+  const key = deriveDocKey(remoteSecret, docId);
+  const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_LENGTH });
+  key.fill(0);
+  cipher.setAAD(preamble);
+  const ct = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+  plaintext.fill(0);
+  return `${RAW_PREFIX}${b64uEncode(preamble)} ${b64uEncode(ct)}"}`;
+}
+
+/** Whether `content` is a current-scheme symmetric document (the real client's own test). */
+export function isRawEncrypted(content: string): boolean {
+  return content.startsWith(RAW_SIGNATURE);
+}
+
+/**
+ * Check a decoded preamble against what the caller expects, in the original's order: magic, scheme, method,
+ * rev, doc id. Shared by documents and blobs.
+ */
+export function checkPreamble(preamble: Preamble, docId: string, rev: string): void {
+  if (!preamble.magic.equals(MAGIC)) throw new InvalidPreambleError('Bad magic in preamble');
+  if (preamble.scheme !== EncScheme.symkey) {
+    throw new EncryptionSchemeNotImplementedError(`Encryption scheme ${preamble.scheme} is not implemented`);
+  }
+  if (preamble.method !== EncMethod.aes_256_gcm) {
+    throw new EncryptionSchemeNotImplementedError(`Encryption method ${preamble.method} is not supported here`);
+  }
+  if (!preamble.rawRev.equals(pascalValue(rev))) {
+    throw new TamperedDocumentError('Ciphertext is bound to another revision');
+  }
+  if (!preamble.rawDocId.equals(pascalValue(docId))) {
+    throw new TamperedDocumentError('Ciphertext is bound to another document id');
+  }
+}
+
+function parseRaw(content: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(content);
+  } catch (err) {
+    throw new InvalidPreambleError('Encrypted content is not JSON', { cause: err });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new InvalidPreambleError('Encrypted content is not a JSON object');
+  }
+  const raw = (parsed as { raw?: unknown }).raw;
+  if (typeof raw !== 'string') throw new InvalidPreambleError('Encrypted content has no "raw" string');
+  return raw;
+}
+
+/**
+ * Decrypt content produced by {@link encryptDocContent} (or by real Soledad 0.9.2+), checking in order: magic,
+ * scheme (else {@link EncryptionSchemeNotImplementedError}), method, rev and doc id (else
+ * {@link TamperedDocumentError}), GCM tag (else {@link MacMismatchError}). Malformed input throws
+ * {@link InvalidPreambleError}. Returns the document's JSON text.
+ *
+ * @example
+ * const json = decryptDocContent(secret, 'D-1', 'replica:1', content); // '{"a": 1}'
+ */
+export function decryptDocContent(remoteSecret: Buffer, docId: string, rev: string, content: string): string {
+  try {
+    const raw = parseRaw(content);
+    const sep = raw.indexOf(' ');
+    if (sep < 0) throw new InvalidPreambleError('Encrypted content has no separator');
+    const preambleRaw = b64uDecode(raw.slice(0, sep), InvalidPreambleError);
+    const preamble = decodePreamble(preambleRaw);
+    checkPreamble(preamble, docId, rev);
+    const body = b64uDecode(raw.slice(sep + 1), InvalidPreambleError);
+    if (body.length < TAG_LENGTH) throw new InvalidPreambleError('Ciphertext shorter than its tag');
+    const key = deriveDocKey(remoteSecret, docId);
+    const decipher = createDecipheriv('aes-256-gcm', key, preamble.iv, { authTagLength: TAG_LENGTH });
+    key.fill(0);
+    decipher.setAAD(preambleRaw);
+    decipher.setAuthTag(body.subarray(body.length - TAG_LENGTH));
+    const head = decipher.update(body.subarray(0, body.length - TAG_LENGTH));
+    let tail: Buffer;
+    try {
+      tail = decipher.final();
+    } catch (err) {
+      head.fill(0);
+      throw new MacMismatchError(undefined, { cause: err });
+    }
+    const plain = Buffer.concat([head, tail]);
+    head.fill(0);
+    const text = plain.toString('utf8');
+    plain.fill(0);
+    return text;
+  } catch (err) {
+    if (err instanceof SoledadError) throw err;
+    throw new InvalidPreambleError('Malformed encrypted content', { cause: err });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Legacy (≤0.9.1) documents: AES-256-CTR + HMAC-SHA256, content stored as a JSON object (§3c).
+
+/** The legacy encrypted content object. */
+export interface LegacyEncryptedDoc {
+  _enc_json: string;
+  _enc_scheme: 'symkey';
+  _enc_method: 'aes-256-ctr';
+  _enc_iv: string;
+  _mac: string;
+  _mac_method: 'hmac';
+}
+
+const LEGACY_SCHEME = 'symkey';
+const LEGACY_METHOD = 'aes-256-ctr';
+const LEGACY_MAC_METHOD = 'hmac';
+const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
+
+/** Whether a document's content object is a legacy symmetric document (`_enc_scheme === 'symkey'`). */
+export function isLegacyEncrypted(obj: unknown): boolean {
+  return typeof obj === 'object' && obj !== null && (obj as { _enc_scheme?: unknown })._enc_scheme === LEGACY_SCHEME;
+}
+
+function legacyMac(remoteSecret: Buffer, docId: string, rev: string, ct: Buffer, encIv: string, encMethod: string): Buffer {
+  const macKey = hmacSha256(remoteSecret.subarray(0, MAC_KEY_LENGTH), docId);
+  // msg = doc_id + rev + raw ciphertext + scheme + method + _enc_iv (the stored text, trailing "\n" included).
+  const msg = Buffer.concat([
+    Buffer.from(docId + rev, 'utf8'),
+    ct,
+    Buffer.from(LEGACY_SCHEME + encMethod + encIv, 'utf8'),
+  ]);
+  const mac = hmacSha256(macKey, msg);
+  macKey.fill(0);
+  return mac;
+}
+
+function legacyField(obj: Record<string, unknown>, name: string): string {
+  const v = obj[name];
+  if (typeof v !== 'string') throw new InvalidPreambleError(`Legacy encrypted document lacks ${name}`);
+  return v;
+}
+
+/**
+ * Decrypt a legacy `_enc_json` document (written by Soledad ≤0.9.1): verify the HMAC (else
+ * {@link MacMismatchError}), then AES-256-CTR. Returns the document's JSON text.
+ *
+ * @example
+ * if (isLegacyEncrypted(content)) json = decryptLegacyDoc(secret, docId, rev, content);
+ */
+export function decryptLegacyDoc(remoteSecret: Buffer, docId: string, rev: string, content: object): string {
+  requireSecret(remoteSecret);
+  const obj = content as Record<string, unknown>;
+  const encJson = legacyField(obj, '_enc_json');
+  const scheme = legacyField(obj, '_enc_scheme');
+  const method = legacyField(obj, '_enc_method');
+  const encIv = legacyField(obj, '_enc_iv');
+  const macHex = legacyField(obj, '_mac');
+  const macMethod = legacyField(obj, '_mac_method');
+  if (scheme !== LEGACY_SCHEME || method !== LEGACY_METHOD || macMethod !== LEGACY_MAC_METHOD) {
+    throw new EncryptionSchemeNotImplementedError('Unsupported legacy encryption scheme, method or MAC');
+  }
+  if (!HEX_RE.test(encJson) || !HEX_RE.test(macHex)) {
+    throw new InvalidPreambleError('Legacy encrypted document is not hex encoded');
+  }
+  const ct = Buffer.from(encJson, 'hex');
+  const iv = b64Decode(encIv, InvalidPreambleError);
+  if (iv.length !== IV_LENGTH) throw new InvalidPreambleError('Legacy IV must be 16 bytes');
+  const expected = legacyMac(remoteSecret, docId, rev, ct, encIv, method);
+  const given = Buffer.from(macHex, 'hex');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    throw new MacMismatchError('Could not authenticate the legacy document');
+  }
+  const key = deriveDocKey(remoteSecret, docId);
+  const decipher = createDecipheriv('aes-256-ctr', key, iv);
+  key.fill(0);
+  const plain = Buffer.concat([decipher.update(ct), decipher.final()]);
+  const text = plain.toString('utf8');
+  plain.fill(0);
+  return text;
+}
+
+/**
+ * Encrypt in the legacy form (for tests and migration tooling only; new documents use
+ * {@link encryptDocContent}). Keys come out in the order Python 2.7's `json.dumps` wrote them.
+ */
+export function encryptLegacyDoc(
+  remoteSecret: Buffer,
+  docId: string,
+  rev: string,
+  plaintextJson: string,
+  iv: Buffer = randomBytes(IV_LENGTH),
+): LegacyEncryptedDoc {
+  if (iv.length !== IV_LENGTH) throw new RangeError('iv must be 16 bytes');
+  const key = deriveDocKey(remoteSecret, docId);
+  const cipher = createCipheriv('aes-256-ctr', key, iv);
+  key.fill(0);
+  const ct = Buffer.concat([cipher.update(Buffer.from(plaintextJson, 'utf8')), cipher.final()]);
+  const encIv = b64nEncode(iv);
+  const mac = legacyMac(remoteSecret, docId, rev, ct, encIv, LEGACY_METHOD);
+  return {
+    _mac_method: LEGACY_MAC_METHOD,
+    _enc_scheme: LEGACY_SCHEME,
+    _enc_json: ct.toString('hex'),
+    _mac: mac.toString('hex'),
+    _enc_iv: encIv,
+    _enc_method: LEGACY_METHOD,
+  };
+}

@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { b64Decode, b64Encode, b64nEncode, b64uDecode, b64uEncode } from '../../../src/common/crypto/base64.js';
+import { InvalidPreambleError, SecretsFileCorruptedError } from '../../../src/common/errors.js';
+
+const bytes = Buffer.from([0xfb, 0xff, 0xfe, 0x00, 0x3e, 0x3f, 0x41]);
+
+test('B64N is standard base64 plus exactly one newline (b2a_base64)', () => {
+  assert.equal(b64nEncode(bytes), '+//+AD4/QQ==\n');
+  assert.equal(b64nEncode(Buffer.alloc(0)), '\n');
+  // b2a_base64 never wraps lines, even for long input
+  assert.equal(b64nEncode(Buffer.alloc(512, 0x61)).split('\n').length, 2);
+});
+
+test('B64 has no newline; B64U is URL-safe and keeps padding', () => {
+  assert.equal(b64Encode(bytes), '+//+AD4/QQ==');
+  assert.equal(b64uEncode(bytes), '-__-AD4_QQ==');
+  assert.equal(b64uEncode(Buffer.from([0x13, 0x37, 0x01])), 'EzcB');
+});
+
+test('encoders respect subarray views', () => {
+  const big = Buffer.from([1, 2, 3, 4, 5, 6]);
+  assert.equal(b64Encode(big.subarray(3)), Buffer.from([4, 5, 6]).toString('base64'));
+});
+
+test('decoders round-trip and ignore newlines', () => {
+  assert.deepEqual(b64Decode('+//+AD4/QQ==\n', SecretsFileCorruptedError), bytes);
+  assert.deepEqual(b64Decode('+//+\nAD4/\nQQ==\n', SecretsFileCorruptedError), bytes);
+  assert.deepEqual(b64uDecode('-__-AD4_QQ==', InvalidPreambleError), bytes);
+  assert.deepEqual(b64uDecode(b64uEncode(Buffer.alloc(0)), InvalidPreambleError), Buffer.alloc(0));
+});
+
+test('decoders throw the given class on bad input', () => {
+  assert.throws(() => b64Decode('abc', SecretsFileCorruptedError), SecretsFileCorruptedError);
+  assert.throws(() => b64Decode('ab!d', SecretsFileCorruptedError), SecretsFileCorruptedError);
+  assert.throws(() => b64Decode('-__-', SecretsFileCorruptedError), SecretsFileCorruptedError);
+  assert.throws(() => b64Decode(42, SecretsFileCorruptedError), SecretsFileCorruptedError);
+  assert.throws(() => b64uDecode('+//+', InvalidPreambleError), InvalidPreambleError);
+  assert.throws(() => b64uDecode('ab c', InvalidPreambleError), InvalidPreambleError);
+  assert.throws(() => b64uDecode('a=bc', InvalidPreambleError), InvalidPreambleError);
+});

@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { b64uDecode, b64uEncode } from '../../../src/common/crypto/base64.js';
+import {
+  decryptDocContent,
+  decryptLegacyDoc,
+  deriveDocKey,
+  encryptDocContent,
+  encryptLegacyDoc,
+  isLegacyEncrypted,
+  isRawEncrypted,
+} from '../../../src/common/crypto/doc-crypto.js';
+import { LEGACY_PREAMBLE_SIZE, decodePreamble } from '../../../src/common/crypto/preamble.js';
+import {
+  EncryptionSchemeNotImplementedError,
+  InvalidPreambleError,
+  MacMismatchError,
+  TamperedDocumentError,
+} from '../../../src/common/errors.js';
+import { runPython } from './python.js';
+
+const secret = Buffer.alloc(512);
+for (let i = 0; i < 512; i++) secret[i] = (i * 7 + 3) & 0xff;
+const DOC = 'D-0123456789abcdef';
+const REV = 'replica-a:2|replica-b:1';
+const JSON_TEXT = '{"subject": "h\u00e9llo", "n": [1, 2, 3]}';
+
+/** Split `{"raw": "P C"}` into raw preamble bytes and ct‖tag bytes. */
+function parts(content: string): { pre: Buffer; body: Buffer } {
+  const raw = (JSON.parse(content) as { raw: string }).raw;
+  const [p, c] = raw.split(' ') as [string, string];
+  return { pre: b64uDecode(p, Error), body: b64uDecode(c, Error) };
+}
+function join(pre: Buffer, body: Buffer): string {
+  return `{"raw": "${b64uEncode(pre)} ${b64uEncode(body)}"}`;
+}
+
+test('deriveDocKey = HMAC-SHA256(secret[64:], docId)', () => {
+  const expected = createHmac('sha256', secret.subarray(64)).update(DOC).digest();
+  assert.deepEqual(deriveDocKey(secret, DOC), expected);
+  assert.notDeepEqual(deriveDocKey(secret, 'D-other'), expected);
+  assert.throws(() => deriveDocKey(Buffer.alloc(64), DOC), RangeError);
+});
+
+test('encrypted content has the exact {"raw": "..."} shape and round-trips', () => {
+  const content = encryptDocContent(secret, DOC, REV, JSON_TEXT);
+  assert.ok(content.startsWith('{"raw": "EzcB'));
+  assert.ok(content.endsWith('"}'));
+  assert.ok(isRawEncrypted(content));
+  const { pre, body } = parts(content);
+  assert.equal(pre.length, 552);
+  const p = decodePreamble(pre);
+  assert.equal(p.scheme, 1);
+  assert.equal(p.method, 2);
+  assert.equal(p.docId, DOC);
+  assert.equal(p.rev, REV);
+  assert.equal(p.contentSize, 4096);
+  assert.equal(body.length, Buffer.byteLength(JSON_TEXT) + 16);
+  assert.equal(decryptDocContent(secret, DOC, REV, content), JSON_TEXT);
+  // a fresh IV every time
+  assert.notEqual(encryptDocContent(secret, DOC, REV, JSON_TEXT), content);
+});
+
+test('isRawEncrypted requires the exact prefix', () => {
+  assert.equal(isRawEncrypted('{"raw":"EzcB'), false);
+  assert.equal(isRawEncrypted('{"raw": "EzcC'), false);
+  assert.equal(isRawEncrypted('{"a": 1}'), false);
+});
+
+test('every tamper case maps to its named error', () => {
+  const content = encryptDocContent(secret, DOC, REV, JSON_TEXT);
+  const { pre, body } = parts(content);
+
+  const flipCt = Buffer.from(body);
+  flipCt[0]! ^= 0x01;
+  assert.throws(() => decryptDocContent(secret, DOC, REV, join(pre, flipCt)), MacMismatchError);
+
+  const flipTag = Buffer.from(body);
+  flipTag[flipTag.length - 1]! ^= 0x80;
+  assert.throws(() => decryptDocContent(secret, DOC, REV, join(pre, flipTag)), MacMismatchError);
+
+  // an unused preamble byte is still authenticated as AAD
+  const flipPad = Buffer.from(pre);
+  flipPad[5]! ^= 0x01; // alignment padding
+  assert.throws(() => decryptDocContent(secret, DOC, REV, join(flipPad, body)), MacMismatchError);
+
+  assert.throws(() => decryptDocContent(secret, 'D-other', REV, content), TamperedDocumentError);
+  assert.throws(() => decryptDocContent(secret, DOC, 'replica-a:3', content), TamperedDocumentError);
+
+  const scheme2 = Buffer.from(pre);
+  scheme2[2] = 2;
+  assert.throws(() => decryptDocContent(secret, DOC, REV, join(scheme2, body)), EncryptionSchemeNotImplementedError);
+  const method1 = Buffer.from(pre);
+  method1[3] = 1;
+  assert.throws(() => decryptDocContent(secret, DOC, REV, join(method1, body)), EncryptionSchemeNotImplementedError);
+  const badMagic = Buffer.from(pre);
+  badMagic[0] = 0x14;
+  assert.throws(() => decryptDocContent(secret, DOC, REV, join(badMagic, body)), InvalidPreambleError);
+
+  const otherSecret = Buffer.from(secret);
+  otherSecret[100]! ^= 1;
+  assert.throws(() => decryptDocContent(otherSecret, DOC, REV, content), MacMismatchError);
+
+  // truncated: at a base64 boundary the tag fails; elsewhere the encoding is invalid
+  assert.throws(() => decryptDocContent(secret, DOC, REV, join(pre, body.subarray(0, body.length - 3))), MacMismatchError);
+  assert.throws(() => decryptDocContent(secret, DOC, REV, content.slice(0, content.length - 5) + '"}'), InvalidPreambleError);
+  assert.throws(() => decryptDocContent(secret, DOC, REV, content.slice(0, 200)), InvalidPreambleError);
+  assert.throws(() => decryptDocContent(secret, DOC, REV, join(pre, body.subarray(0, 10))), InvalidPreambleError);
+  assert.throws(() => decryptDocContent(secret, DOC, REV, join(pre.subarray(0, 551), body)), InvalidPreambleError);
+});
+
+test('garbage never escapes as a raw TypeError', () => {
+  const cases = ['', 'null', '[]', '42', '{"raw": 5}', '{"raw": ""}', '{"raw": "EzcB"}', '{"raw": "EzcB x"}',
+    '{"raw": " "}', '{"other": "x"}', '{"raw": "!!!! ????"}', 'not json at all'];
+  for (const c of cases) {
+    assert.throws(() => decryptDocContent(secret, DOC, REV, c), InvalidPreambleError, c);
+  }
+});
+
+test('legacy 542-byte preamble is accepted when authentic', () => {
+  // Build a legacy doc by hand: AAD is the 542 raw bytes.
+  const py = runPython(PY_ENCRYPT_LEGACY_PREAMBLE, { secret: secret.toString('hex'), doc_id: DOC, rev: REV, text: JSON_TEXT }) as { content: string };
+  assert.equal(parts(py.content).pre.length, LEGACY_PREAMBLE_SIZE);
+  assert.equal(decryptDocContent(secret, DOC, REV, py.content), JSON_TEXT);
+});
+
+test('independent Python implementation decrypts ours and we decrypt its output', () => {
+  const ours = encryptDocContent(secret, DOC, REV, JSON_TEXT);
+  const out = runPython(PY_DOC, { secret: secret.toString('hex'), doc_id: DOC, rev: REV, content: ours, text: JSON_TEXT }) as {
+    plaintext: string;
+    content: string;
+  };
+  assert.equal(out.plaintext, JSON_TEXT);
+  assert.ok(isRawEncrypted(out.content));
+  assert.equal(decryptDocContent(secret, DOC, REV, out.content), JSON_TEXT);
+});
+
+test('legacy documents round-trip and reject a bad MAC', () => {
+  const enc = encryptLegacyDoc(secret, DOC, REV, JSON_TEXT);
+  assert.ok(isLegacyEncrypted(enc));
+  assert.equal(isLegacyEncrypted({ _enc_scheme: 'pubkey' }), false);
+  assert.equal(isLegacyEncrypted(null), false);
+  assert.ok(enc._enc_iv.endsWith('\n'));
+  assert.match(enc._enc_json, /^[0-9a-f]+$/);
+  assert.equal(decryptLegacyDoc(secret, DOC, REV, enc), JSON_TEXT);
+
+  const badMac = { ...enc, _mac: `${enc._mac.slice(0, -1)}${enc._mac.endsWith('0') ? '1' : '0'}` };
+  assert.throws(() => decryptLegacyDoc(secret, DOC, REV, badMac), MacMismatchError);
+  const flipped = { ...enc, _enc_json: `${enc._enc_json.startsWith('0') ? '1' : '0'}${enc._enc_json.slice(1)}` };
+  assert.throws(() => decryptLegacyDoc(secret, DOC, REV, flipped), MacMismatchError);
+  assert.throws(() => decryptLegacyDoc(secret, DOC, 'other:1', enc), MacMismatchError);
+  assert.throws(() => decryptLegacyDoc(secret, 'D-x', REV, enc), MacMismatchError);
+  assert.throws(() => decryptLegacyDoc(secret, DOC, REV, { ...enc, _enc_json: 'zz' }), InvalidPreambleError);
+  assert.throws(() => decryptLegacyDoc(secret, DOC, REV, { _enc_scheme: 'symkey' }), InvalidPreambleError);
+  assert.throws(() => decryptLegacyDoc(secret, DOC, REV, { ...enc, _mac_method: 'md5' }), EncryptionSchemeNotImplementedError);
+});
+
+test('legacy decrypt matches an independent Python writer of the ≤0.9.1 format', () => {
+  const out = runPython(PY_LEGACY, { secret: secret.toString('hex'), doc_id: DOC, rev: REV, text: JSON_TEXT, iv: randomBytes(16).toString('hex') }) as {
+    doc: object;
+  };
+  assert.equal(decryptLegacyDoc(secret, DOC, REV, out.doc), JSON_TEXT);
+});
+
+// Python cross-checks, written from the format description (fact sheet §3), not from the original code.
+const PY_COMMON = `
+import sys, json, struct, hmac, hashlib, base64, binascii, os
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+args = json.loads(sys.stdin.read())
+secret = bytes.fromhex(args['secret'])
+doc_id = args['doc_id'].encode('utf8'); rev = args['rev'].encode('utf8')
+key = hmac.new(secret[64:], doc_id, hashlib.sha256).digest()
+def size_for(n):
+    for i in range(12, 31):
+        if n < 2 ** i: return 2 ** i
+`;
+const PY_DOC = `${PY_COMMON}
+raw = json.loads(args['content'])['raw']
+pre_b64, ct_b64 = raw.split(' ', 1)
+pre = base64.urlsafe_b64decode(pre_b64)
+magic, scheme, method, ts, iv, pid, prev, size = struct.unpack('2sbbQ16s255p255pQ', pre)
+assert len(pre) == 552 and magic == b'\\x13\\x37' and scheme == 1 and method == 2
+assert pid == doc_id and prev == rev and size == size_for(len(args['text'].encode('utf8')))
+plain = AESGCM(key).decrypt(iv, base64.urlsafe_b64decode(ct_b64), pre)
+text = args['text'].encode('utf8')
+iv2 = os.urandom(16)
+pre2 = struct.pack('2sbbQ16s255p255pQ', b'\\x13\\x37', 1, 2, 1700000000, iv2, doc_id, rev, size_for(len(text)))
+ct2 = AESGCM(key).encrypt(iv2, text, pre2)
+content = '{"raw": "' + base64.urlsafe_b64encode(pre2).decode() + ' ' + base64.urlsafe_b64encode(ct2).decode() + '"}'
+print(json.dumps({'plaintext': plain.decode('utf8'), 'content': content}))
+`;
+const PY_ENCRYPT_LEGACY_PREAMBLE = `${PY_COMMON}
+text = args['text'].encode('utf8')
+iv = os.urandom(16)
+pre = struct.pack('2sbbQ16s255p255p', b'\\x13\\x37', 1, 2, 1500000000, iv, doc_id, rev)
+ct = AESGCM(key).encrypt(iv, text, pre)
+print(json.dumps({'content': '{"raw": "' + base64.urlsafe_b64encode(pre).decode() + ' ' + base64.urlsafe_b64encode(ct).decode() + '"}'}))
+`;
+const PY_LEGACY = `${PY_COMMON}
+iv = bytes.fromhex(args['iv'])
+enc = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
+ct = enc.update(args['text'].encode('utf8')) + enc.finalize()
+enc_iv = binascii.b2a_base64(iv).decode()
+mac_key = hmac.new(secret[:64], doc_id, hashlib.sha256).digest()
+mac = hmac.new(mac_key, doc_id + rev + ct + b'symkey' + b'aes-256-ctr' + enc_iv.encode(), hashlib.sha256).hexdigest()
+print(json.dumps({'doc': {'_enc_json': ct.hex(), '_enc_scheme': 'symkey', '_enc_method': 'aes-256-ctr',
+  '_enc_iv': enc_iv, '_mac': mac, '_mac_method': 'hmac'}}))
+`;
+
+test('property: any id, rev and text round-trip; the wrong id never decrypts', async () => {
+  const fc = await import('fast-check');
+  fc.assert(
+    fc.property(fc.string({ minLength: 1, maxLength: 200 }), fc.string({ maxLength: 80 }), fc.string({ maxLength: 2000 }), (id, rev, text) => {
+      const c = encryptDocContent(secret, id, rev, text);
+      assert.equal(decryptDocContent(secret, id, rev, c), text);
+      assert.throws(() => decryptDocContent(secret, `${id}x`, rev, c), TamperedDocumentError);
+    }),
+    { numRuns: 200 },
+  );
+});
