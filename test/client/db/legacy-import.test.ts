@@ -5,7 +5,7 @@
  * raw key must convert it to SQLCipher 4 in place without losing a document, a revision, a conflict, an index
  * row or the sync log, and then carry on.
  *
- * Needs the `sqlcipher` CLI (`apt-get install sqlcipher`); set SOLEDAD_SKIP_SQLCIPHER_CLI=1 to skip instead of fail.
+ * Needs the `sqlcipher` CLI (`apt-get install sqlcipher`); without it these tests fail.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -20,13 +20,12 @@ import { makeKey, makeTempDir, removeDir } from './helpers.js';
 
 const cli = spawnSync('sqlcipher', ['-version'], { encoding: 'utf8' });
 const cliMissing = cli.error !== undefined || cli.status !== 0;
-const skip = cliMissing && process.env.SOLEDAD_SKIP_SQLCIPHER_CLI === '1' ? 'sqlcipher CLI not installed' : false;
 
 const REPLICA = '0123456789abcdef0123456789abcdef';
 
 /** Run SQL through the sqlcipher CLI with the original Soledad key pragma and cipher settings (pragmas.py). */
 function runLegacySql(file: string, key: Buffer, sql: string): string {
-  if (cliMissing) throw new Error('the sqlcipher CLI is required (apt-get install sqlcipher), or set SOLEDAD_SKIP_SQLCIPHER_CLI=1');
+  if (cliMissing) throw new Error('the sqlcipher CLI is required (apt-get install sqlcipher)');
   const script = [
     // The quote slip of the original: the identifier's text is the 66-character passphrase x'<hex>.
     `PRAGMA key = "x'${key.toString('hex')}";`,
@@ -91,7 +90,7 @@ function journeyAppsCount(file: string, key: Buffer): Promise<number> {
   });
 }
 
-describe('import of an original Soledad (SQLCipher 3) database', { skip }, () => {
+describe('import of an original Soledad (SQLCipher 3) database', () => {
   let dir: string;
   let file: string;
   let key: Buffer;
