@@ -1,0 +1,549 @@
+/**
+ * The client sync (the seed's ten-step protocol with the pre-checks of Soledad 0.10's `client/sync.py`, fact sheet
+ * §1): encrypt → send in bounded batches → receive as a stream → verify → apply → record.
+ *
+ * Crash safety comes from U1DB's bookkeeping, not from anything kept here:
+ * - the server records our generation with every document it stores, so an interrupted upload resumes after the
+ *   last stored document (`source_replica_generation` of the next sync info);
+ * - every downloaded document is applied together with the server generation it came with
+ *   (`putDocIfNewer(…, replicaGen)` writes the sync log in the same transaction), so an interrupted download
+ *   resumes after the last applied document;
+ * - re-sending or re-receiving a document is idempotent (same revision → `converged`).
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import {
+  BrokenSyncStreamError,
+  InvalidReplicaUidError,
+  InvalidTransactionIdError,
+  RollbackError,
+} from '../../common/errors.js';
+import { encryptDocContent } from '../../common/crypto/doc-crypto.js';
+import {
+  SyncGetResponseParser,
+  type SyncGetEntry,
+  type SyncGetItem,
+  type SyncHeader,
+  type SyncPutEntry,
+} from '../../common/protocol/sync-stream.js';
+import type { Document } from '../../common/u1db/document.js';
+import type { Change, LocalDatabase } from '../db/database.js';
+import { mapTransportError, type HttpClient } from '../http/client.js';
+import { assertNotRollback, decodeIncoming } from './incoming.js';
+import { HttpSyncTarget } from './target.js';
+
+/** Default largest number of documents per upload POST. */
+export const DEFAULT_MAX_BATCH_DOCS = 500;
+/** Default largest upload POST body, in bytes (estimated before encryption; one bigger document goes alone). */
+export const DEFAULT_MAX_BATCH_BYTES = 8 * 1024 * 1024;
+
+/** Where a sync is. */
+export type SyncPhase = 'info' | 'upload' | 'download' | 'record' | 'done' | 'failed';
+
+/**
+ * A progress report, emitted as `progress` events (and passed to `onProgress`).
+ *
+ * @example
+ * synchronizer.on('progress', (p) => bar.update(p.docsSent + p.docsReceived, { phase: p.phase }));
+ */
+export interface SyncProgress {
+  /** Id of this sync run (the wire `sync_id`). */
+  syncId: string;
+  /** Current phase. */
+  phase: SyncPhase;
+  /** Documents handed to the upload stream so far. */
+  docsSent: number;
+  /** Documents to upload in total (known after the info phase). */
+  docsToSend: number;
+  /** Documents received and applied so far. */
+  docsReceived: number;
+  /** Documents the server announced for download, `null` until its answer starts. */
+  docsToReceive: number | null;
+  /** Upload request body bytes written so far. */
+  bytesSent: number;
+  /** Response body bytes of the download read so far. */
+  bytesReceived: number;
+  /** Upload POSTs completed. */
+  batchesSent: number;
+}
+
+/**
+ * What happened during a sync: phases, counts and timings.
+ *
+ * @example
+ * const s = synchronizer.lastStats(); console.log(s?.phases.upload, s?.docsSent);
+ */
+export interface SyncStats {
+  /** The wire `sync_id` of this run. */
+  syncId: string;
+  /** True when the sync completed. */
+  ok: boolean;
+  /** Name, code and message of the error the sync failed with. */
+  error?: { name: string; code?: string; message: string };
+  /** Wall-clock start (ms since the epoch). */
+  startedAt: number;
+  /** Total duration (ms). */
+  durationMs: number;
+  /** Duration of each phase that ran (ms). */
+  phases: Partial<Record<'info' | 'upload' | 'download' | 'record', number>>;
+  /** True when nothing had changed on either side and the sync stopped after the checks. */
+  upToDate: boolean;
+  /** True when the server database did not exist and was asked to be created (`ensure`). */
+  ensured: boolean;
+  /** The server's replica uid, when known. */
+  targetReplicaUid: string | null;
+  /** Local generation when the sync started (what `sync()` resolves with). */
+  localGenerationBefore: number;
+  /** Local generation after the sync. */
+  localGenerationAfter: number;
+  /** Server generation recorded locally before the sync. */
+  targetGenerationBefore: number;
+  /** Server generation recorded locally after the sync. */
+  targetGenerationAfter: number;
+  /** Documents uploaded. */
+  docsSent: number;
+  /** Upload POSTs completed. */
+  batches: number;
+  /** Documents downloaded, verified and applied. */
+  docsReceived: number;
+  /** Downloaded documents stored as the new current version. */
+  docsInserted: number;
+  /** Downloaded documents that conflicted (stored as current, the local version kept as a conflict). */
+  docsConflicted: number;
+  /** Upload request body bytes written. */
+  bytesSent: number;
+  /** Download response bytes read. */
+  bytesReceived: number;
+  /** True when the server was told our new generation (record_sync_info). */
+  recordedWithTarget: boolean;
+}
+
+/** Options of {@link Synchronizer}. */
+export interface SynchronizerOptions {
+  /** The local replica. */
+  db: LocalDatabase;
+  /** HTTP client configured for the user's server (base URL, CA, credentials). */
+  http: HttpClient;
+  /** The user's uuid: the server database is `user-<uuid>`. */
+  uuid: string;
+  /** The 512-byte remote storage secret the document keys derive from. */
+  remoteSecret: Buffer;
+  /** Largest number of documents per upload POST (default {@link DEFAULT_MAX_BATCH_DOCS}). */
+  maxBatchDocs?: number;
+  /** Largest estimated upload POST size in bytes (default {@link DEFAULT_MAX_BATCH_BYTES}). */
+  maxBatchBytes?: number;
+  /**
+   * Accept downloaded documents that this account did not encrypt (incoming-box and other scheme-external
+   * documents), stored as-is like the original. Default true.
+   */
+  allowExternalDocs?: boolean;
+  /** Also called with every progress report. Errors thrown by it (and by `progress` listeners) are ignored. */
+  onProgress?: (p: SyncProgress) => void;
+}
+
+/** Options of one {@link Synchronizer.sync} call. */
+export interface SyncOptions {
+  /** Abort the sync (requests in flight are cut; what was applied stays, as after any interruption). */
+  signal?: AbortSignal;
+}
+
+/** Events of {@link Synchronizer}. */
+export interface SynchronizerEvents {
+  progress: [SyncProgress];
+}
+
+/** Syncs in flight, per local database: one at a time, callers arriving meanwhile share its result. */
+const running = new WeakMap<LocalDatabase, Promise<number>>();
+
+/** Size on the wire of `{"raw": "<736 preamble chars> <b64u(ct‖tag)>"}` for `n` plaintext bytes. */
+function encryptedLength(n: number): number {
+  return 9 + 736 + 1 + 4 * Math.ceil((n + 16) / 3) + 2;
+}
+
+interface Planned {
+  doc: Document;
+  change: Change;
+  plaintext: string | null;
+}
+
+function errorInfo(err: unknown): NonNullable<SyncStats['error']> {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { name: err.name, message: err.message, ...(typeof code === 'string' ? { code } : {}) };
+  }
+  return { name: 'Error', message: 'Unknown error' };
+}
+
+/**
+ * Synchronizes one local database with the user's database on a Soledad server.
+ *
+ * @example
+ * const sync = new Synchronizer({ db, http, uuid, remoteSecret: secrets.remoteSecret });
+ * sync.on('progress', (p) => console.log(p.phase, p.docsSent, p.docsReceived));
+ * const genBefore = await sync.sync();
+ */
+export class Synchronizer extends EventEmitter<SynchronizerEvents> {
+  private readonly db: LocalDatabase;
+  private readonly target: HttpSyncTarget;
+  private readonly remoteSecret: Buffer;
+  private readonly maxBatchDocs: number;
+  private readonly maxBatchBytes: number;
+  private readonly allowExternal: boolean;
+  private readonly onProgress: ((p: SyncProgress) => void) | undefined;
+  private stats: SyncStats | undefined;
+
+  constructor(opts: SynchronizerOptions) {
+    super();
+    this.db = opts.db;
+    this.target = new HttpSyncTarget(opts.http, opts.uuid, opts.db.replicaUid);
+    this.remoteSecret = opts.remoteSecret;
+    this.maxBatchDocs = Math.max(1, opts.maxBatchDocs ?? DEFAULT_MAX_BATCH_DOCS);
+    this.maxBatchBytes = Math.max(1, opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES);
+    this.allowExternal = opts.allowExternalDocs ?? true;
+    this.onProgress = opts.onProgress;
+  }
+
+  /** True while a sync of this local database runs (started by any synchronizer). */
+  get syncing(): boolean {
+    return running.has(this.db);
+  }
+
+  /** Phases, counts and timings of the last sync this synchronizer ran, or `undefined` before the first. */
+  lastStats(): SyncStats | undefined {
+    return this.stats === undefined ? undefined : { ...this.stats, phases: { ...this.stats.phases } };
+  }
+
+  /**
+   * Synchronize now. Resolves with the local generation before the sync (as the original does). While a sync of
+   * the same local database runs, a call waits for it and shares its outcome.
+   */
+  sync(opts: SyncOptions = {}): Promise<number> {
+    const current = running.get(this.db);
+    if (current !== undefined) return current;
+    const run = this.run(opts).finally(() => {
+      if (running.get(this.db) === run) running.delete(this.db);
+    });
+    running.set(this.db, run);
+    return run;
+  }
+
+  private async run(opts: SyncOptions): Promise<number> {
+    const signal = opts.signal;
+    const syncId = randomUUID();
+    const t0 = performance.now();
+    const stats: SyncStats = {
+      syncId, ok: false, startedAt: Date.now(), durationMs: 0, phases: {}, upToDate: false, ensured: false,
+      targetReplicaUid: null, localGenerationBefore: this.db.getGenerationInfo().generation, localGenerationAfter: 0,
+      targetGenerationBefore: 0, targetGenerationAfter: 0, docsSent: 0, batches: 0, docsReceived: 0,
+      docsInserted: 0, docsConflicted: 0, bytesSent: 0, bytesReceived: 0, recordedWithTarget: false,
+    };
+    this.stats = stats;
+    const progress: SyncProgress = {
+      syncId, phase: 'info', docsSent: 0, docsToSend: 0, docsReceived: 0, docsToReceive: null, bytesSent: 0,
+      bytesReceived: 0, batchesSent: 0,
+    };
+    const emit = (): void => {
+      const snapshot = { ...progress };
+      // A failing progress display must not fail, or half-fail, the sync it reports on.
+      try {
+        this.onProgress?.(snapshot);
+      } catch {
+        // ignored on purpose
+      }
+      try {
+        this.emit('progress', snapshot);
+      } catch {
+        // ignored on purpose
+      }
+    };
+    let phaseStart = performance.now();
+    const enter = (phase: SyncPhase): void => {
+      const now = performance.now();
+      if (progress.phase !== 'done' && progress.phase !== 'failed') {
+        stats.phases[progress.phase] = (stats.phases[progress.phase] ?? 0) + (now - phaseStart);
+      }
+      phaseStart = now;
+      progress.phase = phase;
+      emit();
+    };
+    const finish = (): void => {
+      stats.durationMs = performance.now() - t0;
+      stats.docsSent = progress.docsSent;
+      stats.docsReceived = progress.docsReceived;
+      stats.bytesSent = progress.bytesSent;
+      stats.bytesReceived = progress.bytesReceived;
+      stats.batches = progress.batchesSent;
+      try {
+        stats.localGenerationAfter = this.db.getGenerationInfo().generation;
+      } catch {
+        // The database may have been closed under a failed sync; the stats stay usable.
+      }
+    };
+
+    try {
+      emit();
+      const myGen = await this.exchange(syncId, stats, progress, emit, enter, signal);
+      enter('done');
+      stats.ok = true;
+      finish();
+      return myGen;
+    } catch (err) {
+      stats.error = errorInfo(err);
+      enter('failed');
+      finish();
+      throw err;
+    }
+  }
+
+  private async exchange(
+    syncId: string,
+    stats: SyncStats,
+    progress: SyncProgress,
+    emit: () => void,
+    enter: (phase: SyncPhase) => void,
+    signal: AbortSignal | undefined,
+  ): Promise<number> {
+    const db = this.db;
+    const localUid = db.replicaUid;
+
+    // Steps 1–2: what the server knows; refuse a server that is us, or that knows a history we do not have.
+    const info = await this.target.getSyncInfo(signal);
+    let targetUid: string | null = info?.target_replica_uid ?? null;
+    const ensure = info === null;
+    stats.ensured = ensure;
+    const targetGen = info?.target_replica_generation ?? 0;
+    const targetTransId = info?.target_replica_transaction_id ?? '';
+    const targetMyGen = info?.source_replica_generation ?? 0;
+    const targetMyTransId = info?.source_transaction_id ?? '';
+    stats.targetReplicaUid = targetUid;
+    if (targetUid === localUid) throw new InvalidReplicaUidError('The server database has this replica\'s own uid');
+    // A local database restored from a backup, or copied from another device, fails here instead of merging.
+    db.validateGenAndTransId(targetMyGen, targetMyTransId);
+
+    // Step 3: our changes the server has not seen; only syncable documents ever leave the device.
+    const { generation: myGen, changes } = db.whatsChanged(targetMyGen, { syncableOnly: true });
+    stats.localGenerationBefore = myGen;
+    progress.docsToSend = changes.length;
+
+    // Step 4: what we last saw of the server.
+    const known = targetUid === null ? { generation: 0, transactionId: '' } : db.getReplicaGenAndTransId(targetUid);
+    stats.targetGenerationBefore = known.generation;
+    stats.targetGenerationAfter = known.generation;
+    if (targetGen < known.generation) {
+      throw new RollbackError(`The server is at generation ${targetGen}, older than the ${known.generation} already seen`);
+    }
+    // Step 5: nothing new on either side.
+    // (A missing server database with nothing to send stops here too, as in the original: nothing is created.)
+    if (changes.length === 0 && targetGen === known.generation) {
+      if (targetTransId !== known.transactionId) {
+        throw new InvalidTransactionIdError('The server\'s history differs from the one seen at the last sync');
+      }
+      stats.upToDate = true;
+      return myGen;
+    }
+
+    // Steps 6–7: upload in bounded batches, all under one sync_id.
+    enter('upload');
+    const sent = new Map<string, string>();
+    let afterSend: { generation: number; transactionId: string } | null = null;
+    let ensureNext = ensure;
+    for (const batch of this.planBatches(changes)) {
+      signal?.throwIfAborted();
+      const header: SyncHeader = {
+        last_known_generation: known.generation,
+        last_known_trans_id: known.transactionId,
+        sync_id: syncId,
+        ensure: ensureNext,
+      };
+      const docsBefore = progress.docsSent;
+      const bytesBefore = progress.bytesSent;
+      const entries = (): Iterable<SyncPutEntry> => {
+        // A retried attempt starts over: count its documents and bytes once.
+        progress.docsSent = docsBefore;
+        progress.bytesSent = bytesBefore;
+        return this.encryptBatch(batch, () => {
+          progress.docsSent += 1;
+          emit();
+        });
+      };
+      const res = await this.target.putBatch(header, entries, {
+        ...(signal ? { signal } : {}),
+        onBytes: (n) => { progress.bytesSent += n; },
+      });
+      for (const p of batch) sent.set(p.doc.docId, p.doc.rev!);
+      if (res.replica_uid !== undefined && targetUid === null) targetUid = res.replica_uid;
+      ensureNext = false;
+      afterSend = { generation: res.new_generation, transactionId: res.new_transaction_id };
+      progress.batchesSent += 1;
+      emit();
+    }
+    if (targetUid === localUid) throw new InvalidReplicaUidError('The server database has this replica\'s own uid');
+
+    // Steps 8–9: download what we have not seen, verify each document, then apply it.
+    enter('download');
+    const counts = { inserted: 0, conflicted: 0 };
+    const download = await this.download(
+      { last_known_generation: known.generation, last_known_trans_id: known.transactionId, sync_id: syncId,
+        ensure: targetUid === null },
+      targetUid, sent, progress, counts, emit, signal,
+    );
+    targetUid = download.targetUid;
+    stats.targetReplicaUid = targetUid;
+    stats.docsInserted = counts.inserted;
+    stats.docsConflicted = counts.conflicted;
+
+    let newGen = download.generation;
+    let newTransId = download.transactionId;
+    if (afterSend !== null && afterSend.generation > newGen) {
+      newGen = afterSend.generation;
+      newTransId = afterSend.transactionId;
+    }
+    if (newGen < known.generation) {
+      throw new RollbackError(`The server answered generation ${newGen}, older than the ${known.generation} already seen`);
+    }
+
+    // Step 10: remember the server's generation; tell it ours only if nothing else happened locally meanwhile.
+    enter('record');
+    db.setReplicaGenAndTransId(targetUid, newGen, newTransId);
+    stats.targetGenerationAfter = newGen;
+    const numInserted = counts.inserted + counts.conflicted;
+    const cur = db.getGenerationInfo();
+    if (numInserted > 0 && cur.generation === myGen + numInserted) {
+      await this.target.recordSyncInfo(cur.generation, cur.transactionId, signal);
+      stats.recordedWithTarget = true;
+    }
+    return myGen;
+  }
+
+  /**
+   * Split the changes into batches of at most `maxBatchDocs` documents and about `maxBatchBytes` bytes, loading
+   * documents only as batches are needed (lazily, so memory holds one batch of plaintext).
+   */
+  private *planBatches(changes: readonly Change[]): Generator<Planned[]> {
+    let batch: Planned[] = [];
+    let bytes = 0;
+    for (let i = 0; i < changes.length; i += this.maxBatchDocs) {
+      const slice = changes.slice(i, i + this.maxBatchDocs);
+      const docs = this.db.getDocs(slice.map((c) => c.docId), { checkForConflicts: false, includeDeleted: true });
+      const byId = new Map(docs.map((d) => [d.docId, d]));
+      for (const change of slice) {
+        const doc = byId.get(change.docId);
+        // Re-checked here: a document made private after `whatsChanged` still never leaves the device.
+        if (doc === undefined || doc.rev === null || !doc.syncable) continue;
+        const plaintext = doc.getJson();
+        const content = plaintext === null ? 0 : encryptedLength(Buffer.byteLength(plaintext, 'utf8'));
+        // Meta line (content included, as the original) + raw content line + framing.
+        const size = 2 * content + doc.docId.length + doc.rev.length + 160;
+        if (batch.length > 0 && (batch.length >= this.maxBatchDocs || bytes + size > this.maxBatchBytes)) {
+          yield batch;
+          batch = [];
+          bytes = 0;
+        }
+        batch.push({ doc, change, plaintext });
+        bytes += size;
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  /** The wire entries of one batch; each document is encrypted only when the stream asks for it. */
+  private *encryptBatch(batch: readonly Planned[], onDoc: () => void): Generator<SyncPutEntry> {
+    let idx = 0;
+    for (const { doc, change, plaintext } of batch) {
+      idx += 1;
+      const rev = doc.rev!;
+      const content = plaintext === null ? null : encryptDocContent(this.remoteSecret, doc.docId, rev, plaintext);
+      onDoc();
+      yield {
+        id: doc.docId, rev, content, gen: change.generation, trans_id: change.transactionId,
+        number_of_docs: batch.length, doc_idx: idx,
+      };
+    }
+  }
+
+  private async download(
+    header: SyncHeader,
+    knownTargetUid: string | null,
+    sent: ReadonlyMap<string, string>,
+    progress: SyncProgress,
+    counts: { inserted: number; conflicted: number },
+    emit: () => void,
+    signal: AbortSignal | undefined,
+  ): Promise<{ targetUid: string; generation: number; transactionId: string }> {
+    let targetUid = knownTargetUid;
+    let meta: { generation: number; transactionId: string } | null = null;
+    const res = await this.target.openDownload(header, signal);
+    const parser = new SyncGetResponseParser();
+    let done = false;
+
+    const handle = (items: SyncGetItem[]): void => {
+      const ready: Array<{ entry: SyncGetEntry; doc: Document }> = [];
+      let failure: unknown = null;
+      for (const item of items) {
+        if (item.type === 'meta') {
+          meta = { generation: item.meta.new_generation, transactionId: item.meta.new_transaction_id };
+          if (targetUid === null && item.meta.replica_uid !== undefined) targetUid = item.meta.replica_uid;
+          if (targetUid === null) throw new BrokenSyncStreamError('The server did not tell its replica uid');
+          if (targetUid === this.db.replicaUid) {
+            throw new InvalidReplicaUidError('The server database has this replica\'s own uid');
+          }
+          if (item.meta.new_generation < header.last_known_generation) {
+            throw new RollbackError('The server answered a generation older than the one already seen');
+          }
+          progress.docsToReceive = item.meta.number_of_changes;
+          continue;
+        }
+        // Verify before anything of this document is applied; on failure, keep the verified ones before it.
+        try {
+          const local = this.db.getDoc(item.entry.id, true);
+          assertNotRollback(local?.rev ?? null, item.entry, sent);
+          const { doc } = decodeIncoming(this.remoteSecret, item.entry, { allowExternal: this.allowExternal });
+          // A document this device keeps private stays private when another device updates it.
+          if (local !== null) doc.syncable = local.syncable;
+          ready.push({ entry: item.entry, doc });
+        } catch (err) {
+          failure = err;
+          break;
+        }
+      }
+      if (ready.length > 0) {
+        const uid = targetUid!;
+        this.db.transaction(() => {
+          for (const { entry, doc } of ready) {
+            const { state } = this.db.putDocIfNewer(doc, {
+              saveConflict: true, replicaUid: uid, replicaGen: entry.gen, replicaTransId: entry.trans_id,
+            });
+            if (state === 'inserted') counts.inserted += 1;
+            else if (state === 'conflicted') counts.conflicted += 1;
+          }
+        });
+        progress.docsReceived += ready.length;
+        emit();
+      }
+      if (failure !== null) throw failure;
+    };
+
+    try {
+      const chunks = res.body[Symbol.asyncIterator]();
+      for (;;) {
+        let next: IteratorResult<Buffer>;
+        try {
+          next = await chunks.next();
+        } catch (err) {
+          // A cut connection or a stalled body, not a verdict on the data: the next sync resumes after what was applied.
+          throw mapTransportError(err, 'download');
+        }
+        if (next.done === true) break;
+        progress.bytesReceived += next.value.length;
+        handle(parser.push(next.value));
+      }
+      handle(parser.end());
+      done = true;
+    } finally {
+      if (!done) res.body.destroy();
+    }
+    if (meta === null || targetUid === null) throw new BrokenSyncStreamError('The sync response had no metadata');
+    const m: { generation: number; transactionId: string } = meta;
+    return { targetUid, generation: m.generation, transactionId: m.transactionId };
+  }
+}

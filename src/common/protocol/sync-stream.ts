@@ -1,0 +1,750 @@
+/**
+ * The Soledad 0.10 document sync wire format (fact sheet §1a–1d): typed messages with their serializers and
+ * parsers side by side, used by both the client and the server.
+ *
+ * Shapes on the wire (CRLF = `\r\n`):
+ * - sync info (`GET …/sync-from/<src>`): one JSON object, then CRLF;
+ * - upload (`POST`, `application/x-soledad-sync-put`): `[` CRLF header `,` CRLF meta `,` CRLF content `,` CRLF …
+ *   CRLF `]`, no CRLF after the final `]`; every document's content is sent twice (inside the meta line, then raw);
+ * - upload response (`application/x-soledad-sync-response`): `[` CRLF object CRLF `]` CRLF;
+ * - download request (`application/x-soledad-sync-get`): `[` CRLF header CRLF `]`;
+ * - download response (`application/x-u1db-sync-response`): `[` CRLF meta (`,` CRLF info `,` CRLF content)* CRLF
+ *   `]` CRLF, an empty content line meaning a deleted document.
+ */
+import { BadRequestError, BrokenSyncStreamError, InvalidContentError, type SoledadError } from '../errors.js';
+import { decodeUtf8Line, LineSplitter, stripAsciiWhitespace } from './lines.js';
+
+/** `content-type` of plain JSON requests and responses (sync info, record sync info, errors). */
+export const CONTENT_TYPE_JSON = 'application/json';
+/** `content-type` of an upload (`POST …/sync-from/<src>` carrying documents). */
+export const CONTENT_TYPE_SYNC_PUT = 'application/x-soledad-sync-put';
+/** `content-type` of a download request (`POST …/sync-from/<src>` asking for changes). */
+export const CONTENT_TYPE_SYNC_GET = 'application/x-soledad-sync-get';
+/** Prefix the server accepts for sync stream requests (the original dispatches on it). */
+export const CONTENT_TYPE_SYNC_PREFIX = 'application/x-soledad-sync';
+/** `content-type` of the upload response. */
+export const CONTENT_TYPE_SYNC_PUT_RESPONSE = 'application/x-soledad-sync-response';
+/** `content-type` of the download response (the u1db name, kept by Soledad 0.10). */
+export const CONTENT_TYPE_SYNC_GET_RESPONSE = 'application/x-u1db-sync-response';
+/** Longest accepted line of a sync stream: 200 MiB, as the original server (`max_entry_size`). */
+export const MAX_SYNC_LINE_BYTES = 200 * 1024 * 1024;
+/** The server applies staged uploaded documents once this many content bytes are pending (`ENTRY_CACHE_SIZE`). */
+export const SYNC_STAGING_BYTES = 8 * 1024 * 1024;
+
+const CRLF = '\r\n';
+
+// ---------------------------------------------------------------------------------------------------------------
+// §1a sync info
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Answer of `GET …/sync-from/<src>`: the target's current state and what it last recorded for this source.
+ *
+ * @example
+ * const info: SyncInfo = { target_replica_uid: 'abc', target_replica_generation: 3,
+ *   target_replica_transaction_id: 'T-1', source_replica_uid: 'def', source_replica_generation: 0,
+ *   source_transaction_id: '' };
+ */
+export interface SyncInfo {
+  /** Replica uid of the server's database. */
+  target_replica_uid: string;
+  /** Current generation of the server's database. */
+  target_replica_generation: number;
+  /** Transaction id of that generation (`""` at generation 0). */
+  target_replica_transaction_id: string;
+  /** The client's replica uid, echoed back. */
+  source_replica_uid: string;
+  /** Source generation the server last recorded for this client (0 if never). */
+  source_replica_generation: number;
+  /** Transaction id recorded with it (`""` if never). */
+  source_transaction_id: string;
+}
+
+/**
+ * Serialize sync info: one JSON object and a trailing CRLF.
+ *
+ * @example
+ * encodeSyncInfo(info); // '{"target_replica_uid":"abc",…}\r\n'
+ */
+export function encodeSyncInfo(info: SyncInfo): string {
+  return JSON.stringify({
+    target_replica_uid: info.target_replica_uid,
+    target_replica_generation: info.target_replica_generation,
+    target_replica_transaction_id: info.target_replica_transaction_id,
+    source_replica_uid: info.source_replica_uid,
+    source_replica_generation: info.source_replica_generation,
+    source_transaction_id: info.source_transaction_id,
+  }) + CRLF;
+}
+
+/**
+ * Parse a sync info response (client side); malformed input is a {@link BrokenSyncStreamError}.
+ *
+ * @example
+ * const info = parseSyncInfo(await res.body.text());
+ */
+export function parseSyncInfo(text: string): SyncInfo {
+  const obj = parseJsonObjectOr(text, broken, 'sync info');
+  return {
+    target_replica_uid: reqString(obj, 'target_replica_uid', broken),
+    target_replica_generation: reqGeneration(obj, 'target_replica_generation', broken),
+    target_replica_transaction_id: reqString(obj, 'target_replica_transaction_id', broken),
+    source_replica_uid: reqString(obj, 'source_replica_uid', broken),
+    source_replica_generation: reqGeneration(obj, 'source_replica_generation', broken),
+    source_transaction_id: reqString(obj, 'source_transaction_id', broken),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// §1b record sync info
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Body of `PUT …/sync-from/<src>`: the source generation the client wants the server to remember.
+ *
+ * @example
+ * const rec: RecordSyncInfo = { generation: 12, transaction_id: 'T-ab' };
+ */
+export interface RecordSyncInfo {
+  /** Source generation. */
+  generation: number;
+  /** Source transaction id at that generation. */
+  transaction_id: string;
+}
+
+/** The fixed answer to a successful `PUT …/sync-from/<src>`. */
+export const RECORD_SYNC_INFO_OK = '{"ok":true}\r\n';
+
+/**
+ * Serialize a record-sync-info body.
+ *
+ * @example
+ * encodeRecordSyncInfo({ generation: 2, transaction_id: 'T-x' }); // '{"generation":2,"transaction_id":"T-x"}'
+ */
+export function encodeRecordSyncInfo(rec: RecordSyncInfo): string {
+  return JSON.stringify({ generation: rec.generation, transaction_id: rec.transaction_id });
+}
+
+/**
+ * Parse a record-sync-info body (server side). Missing or extra keys are a {@link BadRequestError}, like the
+ * original's `http_method(content_as_args=True)`.
+ *
+ * @example
+ * const { generation, transaction_id } = parseRecordSyncInfo(body);
+ */
+export function parseRecordSyncInfo(text: string): RecordSyncInfo {
+  const obj = parseJsonObjectOr(text, badRequest, 'sync record');
+  onlyKeys(obj, ['generation', 'transaction_id'], badRequest);
+  return {
+    generation: reqGeneration(obj, 'generation', badRequest),
+    transaction_id: reqString(obj, 'transaction_id', badRequest),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// §1c upload
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * First line after `[` of both sync POST bodies.
+ *
+ * @example
+ * const header: SyncHeader = { last_known_generation: 0, last_known_trans_id: '', sync_id: randomUUID(),
+ *   ensure: false };
+ */
+export interface SyncHeader {
+  /** Target generation the client last saw (0 if never). */
+  last_known_generation: number;
+  /** Transaction id of that generation (`""` if never; a `null` on the wire reads as `""`). */
+  last_known_trans_id: string;
+  /** Identifies one sync (upload and download share it), a dashed uuid4 in the original client. */
+  sync_id: string;
+  /** Ask the server to create the user database if it does not exist. */
+  ensure: boolean;
+}
+
+/**
+ * One uploaded document: the meta line (which also carries the content) plus the raw content line.
+ *
+ * @example
+ * const entry: SyncPutEntry = { id: 'D-1', rev: 'r1:1', content: '{"raw": "…"}', gen: 5, trans_id: 'T-5',
+ *   number_of_docs: 1, doc_idx: 1 };
+ */
+export interface SyncPutEntry {
+  /** Document id. */
+  id: string;
+  /** Revision being uploaded. */
+  rev: string;
+  /** Encrypted content string, `null` for a deleted document. */
+  content: string | null;
+  /** Source generation of this change. */
+  gen: number;
+  /** Source transaction id of this change. */
+  trans_id: string;
+  /** Number of documents in this upload. */
+  number_of_docs: number;
+  /** 1-based position of this document in the upload. */
+  doc_idx: number;
+}
+
+/** An item produced by {@link SyncPutParser}: the header first, then each document. */
+export type SyncPutItem = { type: 'header'; header: SyncHeader } | { type: 'doc'; entry: SyncPutEntry };
+
+/**
+ * Serialize an upload body exactly as §1c, lazily (one string per document) so it can be streamed.
+ *
+ * @example
+ * const body = Readable.from(encodeSyncPut(header, entries));
+ * await request(url, { method: 'POST', body, headers: { 'content-type': CONTENT_TYPE_SYNC_PUT } });
+ */
+export function* encodeSyncPut(header: SyncHeader, entries: Iterable<SyncPutEntry>): Generator<string> {
+  yield `[${CRLF}${encodeHeader(header)}`;
+  for (const e of entries) {
+    assertFramable(e.content);
+    const meta = JSON.stringify({
+      id: e.id, rev: e.rev, content: e.content, gen: e.gen, trans_id: e.trans_id,
+      number_of_docs: e.number_of_docs, doc_idx: e.doc_idx,
+    });
+    yield `,${CRLF}${meta},${CRLF}${e.content ?? ''}`;
+  }
+  yield `${CRLF}]`;
+}
+
+/** Options of the incremental parsers. */
+export interface SyncParserOptions {
+  /** Longest accepted line, default {@link MAX_SYNC_LINE_BYTES}. */
+  maxLineBytes?: number;
+}
+
+type PutState = 'open' | 'header' | 'meta' | 'content' | 'done' | 'failed';
+
+const HEADER_KEYS = ['last_known_generation', 'last_known_trans_id', 'sync_id', 'ensure'] as const;
+const PUT_META_KEYS = ['id', 'rev', 'content', 'gen', 'trans_id', 'number_of_docs', 'doc_idx'] as const;
+
+/**
+ * Incremental parser of an upload body (server side). It keeps at most one line in memory and fails with
+ * {@link BadRequestError} on any framing error: first line not `[`, bad header, missing or extra comma, bad JSON,
+ * missing or extra keys, a missing content line, data after `]`, no final `]`, invalid UTF-8, a line over the
+ * limit. Lines are stripped of ASCII whitespace and may end in LF or CRLF, as in the original server.
+ *
+ * @example
+ * const parser = new SyncPutParser();
+ * for await (const chunk of request.raw) for (const item of parser.push(chunk)) handle(item);
+ * for (const item of parser.end()) handle(item);
+ */
+export class SyncPutParser {
+  private readonly lines: LineSplitter;
+  private state: PutState = 'open';
+  private comma = false;
+  private pendingMeta: { meta: Omit<SyncPutEntry, 'content'>; content?: string | null } | null = null;
+
+  constructor(options: SyncParserOptions = {}) {
+    this.lines = new LineSplitter({
+      maxLineBytes: options.maxLineBytes ?? MAX_SYNC_LINE_BYTES,
+      crlfOnly: false,
+      tooLong: (max) => new BadRequestError(`A line of the sync stream is longer than ${max} bytes`),
+    });
+  }
+
+  /** Feed a chunk of the body; returns the items it completed. */
+  push(chunk: Uint8Array | string): SyncPutItem[] {
+    this.assertUsable();
+    const out: SyncPutItem[] = [];
+    try {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+      for (const line of this.lines.push(buf)) this.line(line, out);
+    } catch (err) {
+      this.state = 'failed';
+      throw err;
+    }
+    return out;
+  }
+
+  /** Signal the end of the body; returns the last items, or throws if the stream is incomplete. */
+  end(): SyncPutItem[] {
+    this.assertUsable();
+    const out: SyncPutItem[] = [];
+    try {
+      const last = this.lines.finish();
+      if (last !== null) this.line(last, out);
+      if (this.state !== 'done') throw new BadRequestError('The sync stream ended before its final "]"');
+    } catch (err) {
+      this.state = 'failed';
+      throw err;
+    }
+    return out;
+  }
+
+  private assertUsable(): void {
+    if (this.state === 'failed') throw new BadRequestError('The sync stream was already rejected');
+  }
+
+  private line(raw: Buffer, out: SyncPutItem[]): void {
+    const decoded = decodeUtf8Line(raw);
+    if (decoded === null) throw new BadRequestError('The sync stream is not valid UTF-8');
+    const line = stripAsciiWhitespace(decoded);
+    switch (this.state) {
+      case 'open':
+        if (line !== '[') throw new BadRequestError('The sync stream must start with "["');
+        this.state = 'header';
+        return;
+      case 'header': {
+        const [text, comma] = stripComma(line);
+        out.push({ type: 'header', header: parseHeaderObject(text) });
+        this.comma = comma;
+        this.state = 'meta';
+        return;
+      }
+      case 'meta': {
+        if (line === ']') {
+          if (this.comma) throw new BadRequestError('Extra comma before the final "]"');
+          this.state = 'done';
+          return;
+        }
+        if (!this.comma) throw new BadRequestError('Missing comma between sync stream entries');
+        const [text, comma] = stripComma(line);
+        if (!comma) throw new BadRequestError('Missing comma after a document entry');
+        this.pendingMeta = parsePutMeta(text);
+        this.state = 'content';
+        return;
+      }
+      case 'content': {
+        if (line === ']') throw new BadRequestError('Missing content line of the last document');
+        const [text, comma] = stripComma(line);
+        const pending = this.pendingMeta!;
+        // The original pre-fills content from the raw line, then overlays the meta line: the meta value wins.
+        const content = pending.content !== undefined ? pending.content : text === '' ? null : text;
+        if (content !== null && /[\r\n]/.test(content)) {
+          // Could never be sent back inside a line-framed download.
+          throw new BadRequestError('Document content contains a line break');
+        }
+        out.push({ type: 'doc', entry: { ...pending.meta, content } });
+        this.pendingMeta = null;
+        this.comma = comma;
+        this.state = 'meta';
+        return;
+      }
+      case 'done':
+        if (line !== '') throw new BadRequestError('Data after the final "]" of the sync stream');
+        return;
+      case 'failed':
+        throw new BadRequestError('The sync stream was already rejected');
+    }
+  }
+}
+
+/**
+ * Serialize the upload response: `[` CRLF object CRLF `]` CRLF.
+ *
+ * @example
+ * reply.type(CONTENT_TYPE_SYNC_PUT_RESPONSE).send(encodeSyncPutResponse({ new_generation: 4,
+ *   new_transaction_id: 'T-4' }));
+ */
+export function encodeSyncPutResponse(r: SyncPutResponse): string {
+  const obj: Record<string, unknown> = { new_generation: r.new_generation, new_transaction_id: r.new_transaction_id };
+  if (r.replica_uid !== undefined) obj['replica_uid'] = r.replica_uid;
+  return `[${CRLF}${JSON.stringify(obj)}${CRLF}]${CRLF}`;
+}
+
+/**
+ * Answer to an upload: the target's generation after inserting the documents.
+ *
+ * @example
+ * const { new_generation } = parseSyncPutResponse(text);
+ */
+export interface SyncPutResponse {
+  /** Target generation after the upload. */
+  new_generation: number;
+  /** Target transaction id at that generation. */
+  new_transaction_id: string;
+  /** Target replica uid, sent when the request had `ensure: true`. */
+  replica_uid?: string;
+}
+
+/**
+ * Parse the upload response (client side); like the original client it reads the first array element.
+ * Malformed input is a {@link BrokenSyncStreamError}.
+ *
+ * @example
+ * parseSyncPutResponse('[\r\n{"new_generation":1,"new_transaction_id":"T-1"}\r\n]\r\n');
+ */
+export function parseSyncPutResponse(text: string): SyncPutResponse {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new BrokenSyncStreamError('The upload response is not JSON', { cause });
+  }
+  if (!Array.isArray(value) || value.length < 1 || !isObject(value[0])) {
+    throw new BrokenSyncStreamError('The upload response is not a list holding an object');
+  }
+  const obj = value[0];
+  if ('error' in obj) throw new BrokenSyncStreamError(`The server reported an error: ${describe(obj['error'])}`);
+  const out: SyncPutResponse = {
+    new_generation: reqGeneration(obj, 'new_generation', broken),
+    new_transaction_id: reqString(obj, 'new_transaction_id', broken),
+  };
+  const replica = optString(obj, 'replica_uid', broken);
+  if (replica !== undefined) out.replica_uid = replica;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// §1d download
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Serialize a download request: `[` CRLF header CRLF `]`.
+ *
+ * @example
+ * encodeSyncGetRequest({ last_known_generation: 3, last_known_trans_id: 'T-3', sync_id: id, ensure: false });
+ */
+export function encodeSyncGetRequest(header: SyncHeader): string {
+  return `[${CRLF}${encodeHeader(header)}${CRLF}]`;
+}
+
+/**
+ * Parse a download request (server side); anything but `[`, one header line and `]` (each optionally
+ * surrounded by ASCII whitespace) is a {@link BadRequestError}.
+ *
+ * @example
+ * const header = parseSyncGetRequest('[\r\n{"last_known_generation":0,…}\r\n]');
+ */
+export function parseSyncGetRequest(text: string): SyncHeader {
+  const parser = new SyncPutParser();
+  const items = [...parser.push(text), ...parser.end()];
+  const first = items[0];
+  if (items.length !== 1 || first === undefined || first.type !== 'header') {
+    throw new BadRequestError('A download request carries a header and nothing else');
+  }
+  return first.header;
+}
+
+/**
+ * First entry of a download response.
+ *
+ * @example
+ * const meta: SyncGetMeta = { new_generation: 9, new_transaction_id: 'T-9', number_of_changes: 2 };
+ */
+export interface SyncGetMeta {
+  /** Target generation the changes bring the client up to. */
+  new_generation: number;
+  /** Target transaction id at that generation. */
+  new_transaction_id: string;
+  /** Number of document entries that follow. */
+  number_of_changes: number;
+  /** Target replica uid, sent when the request had `ensure: true`. */
+  replica_uid?: string;
+}
+
+/**
+ * One downloaded document: its info line and its content line.
+ *
+ * @example
+ * const e: SyncGetEntry = { id: 'D-1', rev: 'r1:2', gen: 7, trans_id: 'T-7', content: '{"raw": "…"}' };
+ */
+export interface SyncGetEntry {
+  /** Document id. */
+  id: string;
+  /** Current revision on the server. */
+  rev: string;
+  /** Target generation of this change. */
+  gen: number;
+  /** Target transaction id of this change. */
+  trans_id: string;
+  /** Stored content string, `null` for a deleted document. */
+  content: string | null;
+}
+
+/** An item produced by {@link SyncGetResponseParser}: the meta first, then each document. */
+export type SyncGetItem = { type: 'meta'; meta: SyncGetMeta } | { type: 'doc'; entry: SyncGetEntry };
+
+/** Opening of a download response: `[` CRLF meta. */
+export function encodeSyncGetResponseStart(meta: SyncGetMeta): string {
+  const obj: Record<string, unknown> = {
+    new_generation: meta.new_generation,
+    new_transaction_id: meta.new_transaction_id,
+    number_of_changes: meta.number_of_changes,
+  };
+  if (meta.replica_uid !== undefined) obj['replica_uid'] = meta.replica_uid;
+  return `[${CRLF}${JSON.stringify(obj)}`;
+}
+
+/** One document of a download response: `,` CRLF info `,` CRLF content. */
+export function encodeSyncGetResponseEntry(e: SyncGetEntry): string {
+  assertFramable(e.content);
+  const info = JSON.stringify({ id: e.id, rev: e.rev, gen: e.gen, trans_id: e.trans_id });
+  return `,${CRLF}${info},${CRLF}${e.content ?? ''}`;
+}
+
+/** Closing of a download response. */
+export const SYNC_GET_RESPONSE_END = `${CRLF}]${CRLF}`;
+
+/**
+ * Serialize a download response exactly as §1d, lazily.
+ *
+ * @example
+ * [...encodeSyncGetResponse({ new_generation: 0, new_transaction_id: '', number_of_changes: 0 }, [])].join('');
+ * // '[\r\n{"new_generation":0,"new_transaction_id":"","number_of_changes":0}\r\n]\r\n'
+ */
+export function* encodeSyncGetResponse(meta: SyncGetMeta, entries: Iterable<SyncGetEntry>): Generator<string> {
+  yield encodeSyncGetResponseStart(meta);
+  for (const e of entries) yield encodeSyncGetResponseEntry(e);
+  yield SYNC_GET_RESPONSE_END;
+}
+
+/**
+ * {@link encodeSyncGetResponse} over an async source (a backend reading documents lazily).
+ *
+ * @example
+ * reply.send(Readable.from(encodeSyncGetResponseAsync(meta, store.getDocs(db, ids))));
+ */
+export async function* encodeSyncGetResponseAsync(
+  meta: SyncGetMeta,
+  entries: AsyncIterable<SyncGetEntry> | Iterable<SyncGetEntry>,
+): AsyncGenerator<string> {
+  yield encodeSyncGetResponseStart(meta);
+  for await (const e of entries) yield encodeSyncGetResponseEntry(e);
+  yield SYNC_GET_RESPONSE_END;
+}
+
+type GetState = 'open' | 'meta' | 'info' | 'content' | 'done' | 'failed';
+
+/**
+ * Incremental parser of a download response (client side). Lines end at CRLF only, one trailing comma per line
+ * is structure. Any framing error, an entry carrying an `"error"` key, a count different from
+ * `number_of_changes` or a missing final `]` is a {@link BrokenSyncStreamError}.
+ *
+ * @example
+ * const parser = new SyncGetResponseParser();
+ * for await (const chunk of res.body) for (const item of parser.push(chunk)) await apply(item);
+ * for (const item of parser.end()) await apply(item);
+ */
+export class SyncGetResponseParser {
+  private readonly lines: LineSplitter;
+  private state: GetState = 'open';
+  private comma = false;
+  private expected = 0;
+  private seen = 0;
+  private pendingInfo: Omit<SyncGetEntry, 'content'> | null = null;
+
+  constructor(options: SyncParserOptions = {}) {
+    this.lines = new LineSplitter({
+      maxLineBytes: options.maxLineBytes ?? MAX_SYNC_LINE_BYTES,
+      crlfOnly: true,
+      tooLong: (max) => new BrokenSyncStreamError(`A line of the sync response is longer than ${max} bytes`),
+    });
+  }
+
+  /** Feed a chunk of the response body; returns the items it completed. */
+  push(chunk: Uint8Array | string): SyncGetItem[] {
+    this.assertUsable();
+    const out: SyncGetItem[] = [];
+    try {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+      for (const line of this.lines.push(buf)) this.line(line, out);
+    } catch (err) {
+      this.state = 'failed';
+      throw err;
+    }
+    return out;
+  }
+
+  /** Signal the end of the body; returns the last items, or throws if the stream is incomplete. */
+  end(): SyncGetItem[] {
+    this.assertUsable();
+    const out: SyncGetItem[] = [];
+    try {
+      const last = this.lines.finish();
+      if (last !== null) this.line(last, out);
+      if (this.state !== 'done') throw new BrokenSyncStreamError('The sync response ended before its final "]"');
+    } catch (err) {
+      this.state = 'failed';
+      throw err;
+    }
+    return out;
+  }
+
+  private assertUsable(): void {
+    if (this.state === 'failed') throw new BrokenSyncStreamError('The sync response was already rejected');
+  }
+
+  private line(raw: Buffer, out: SyncGetItem[]): void {
+    const line = decodeUtf8Line(raw);
+    if (line === null) throw new BrokenSyncStreamError('The sync response is not valid UTF-8');
+    switch (this.state) {
+      case 'open':
+        if (stripAsciiWhitespace(line) !== '[') throw new BrokenSyncStreamError('The sync response must start with "["');
+        this.state = 'meta';
+        return;
+      case 'meta': {
+        const [text, comma] = stripComma(stripAsciiWhitespace(line));
+        const obj = parseJsonObjectOr(text, broken, 'sync response metadata');
+        rejectErrorEntry(obj);
+        const meta: SyncGetMeta = {
+          new_generation: reqGeneration(obj, 'new_generation', broken),
+          new_transaction_id: reqString(obj, 'new_transaction_id', broken),
+          number_of_changes: reqGeneration(obj, 'number_of_changes', broken),
+        };
+        const replica = optString(obj, 'replica_uid', broken);
+        if (replica !== undefined) meta.replica_uid = replica;
+        this.expected = meta.number_of_changes;
+        this.comma = comma;
+        this.state = 'info';
+        out.push({ type: 'meta', meta });
+        return;
+      }
+      case 'info': {
+        const trimmed = stripAsciiWhitespace(line);
+        if (trimmed === ']') {
+          if (this.comma) throw new BrokenSyncStreamError('Extra comma before the final "]"');
+          if (this.seen !== this.expected) {
+            throw new BrokenSyncStreamError(`Expected ${this.expected} documents, got ${this.seen}`);
+          }
+          this.state = 'done';
+          return;
+        }
+        if (!this.comma) throw new BrokenSyncStreamError('Missing comma between sync response entries');
+        const [text, comma] = stripComma(trimmed);
+        if (!comma) throw new BrokenSyncStreamError('Missing comma after a document entry');
+        const obj = parseJsonObjectOr(text, broken, 'document entry');
+        rejectErrorEntry(obj);
+        this.pendingInfo = {
+          id: reqString(obj, 'id', broken),
+          rev: reqString(obj, 'rev', broken),
+          gen: reqGeneration(obj, 'gen', broken),
+          trans_id: reqString(obj, 'trans_id', broken),
+        };
+        this.state = 'content';
+        return;
+      }
+      case 'content': {
+        if (this.seen >= this.expected) {
+          throw new BrokenSyncStreamError(`More documents than the announced ${this.expected}`);
+        }
+        // Content is data: only the one structural trailing comma is removed, nothing is trimmed.
+        const [text, comma] = stripComma(line);
+        this.seen += 1;
+        this.comma = comma;
+        this.state = 'info';
+        out.push({ type: 'doc', entry: { ...this.pendingInfo!, content: text === '' ? null : text } });
+        this.pendingInfo = null;
+        return;
+      }
+      case 'done':
+        if (stripAsciiWhitespace(line) !== '') throw new BrokenSyncStreamError('Data after the final "]"');
+        return;
+      case 'failed':
+        throw new BrokenSyncStreamError('The sync response was already rejected');
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------------------------------------------
+
+type MakeError = (message: string, cause?: unknown) => SoledadError;
+
+const badRequest: MakeError = (message, cause) => new BadRequestError(message, { cause });
+const broken: MakeError = (message, cause) => new BrokenSyncStreamError(message, { cause });
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  return typeof v === 'string' ? v.slice(0, 100) : 'unknown';
+}
+
+function parseJsonObjectOr(text: string, fail: MakeError, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw fail(`Malformed ${what}: not JSON`, cause);
+  }
+  if (!isObject(value)) throw fail(`Malformed ${what}: not a JSON object`);
+  return value;
+}
+
+function onlyKeys(obj: Record<string, unknown>, allowed: readonly string[], fail: MakeError): void {
+  for (const k of Object.keys(obj)) if (!allowed.includes(k)) throw fail(`Unexpected key "${k.slice(0, 50)}"`);
+}
+
+function reqString(obj: Record<string, unknown>, key: string, fail: MakeError): string {
+  const v = obj[key];
+  if (typeof v !== 'string') throw fail(`"${key}" must be a string`);
+  return v;
+}
+
+function optString(obj: Record<string, unknown>, key: string, fail: MakeError): string | undefined {
+  const v = obj[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw fail(`"${key}" must be a string`);
+  return v;
+}
+
+function reqGeneration(obj: Record<string, unknown>, key: string, fail: MakeError): number {
+  const v = obj[key];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw fail(`"${key}" must be a non-negative integer`);
+  return v;
+}
+
+function rejectErrorEntry(obj: Record<string, unknown>): void {
+  if ('error' in obj) throw new BrokenSyncStreamError(`The server reported an error: ${describe(obj['error'])}`);
+}
+
+function stripComma(line: string): [string, boolean] {
+  return line.endsWith(',') ? [line.slice(0, -1), true] : [line, false];
+}
+
+function encodeHeader(h: SyncHeader): string {
+  return JSON.stringify({
+    last_known_generation: h.last_known_generation,
+    last_known_trans_id: h.last_known_trans_id,
+    sync_id: h.sync_id,
+    ensure: h.ensure,
+  });
+}
+
+function assertFramable(content: string | null): void {
+  if (content !== null && /[\r\n]/.test(content)) {
+    throw new InvalidContentError('Document content with a line break cannot be sent in a sync stream');
+  }
+}
+
+function parseHeaderObject(text: string): SyncHeader {
+  const obj = parseJsonObjectOr(text, badRequest, 'sync header');
+  onlyKeys(obj, HEADER_KEYS, badRequest);
+  const transId = obj['last_known_trans_id'];
+  if (transId !== undefined && transId !== null && typeof transId !== 'string') {
+    throw new BadRequestError('"last_known_trans_id" must be a string or null');
+  }
+  const ensure = obj['ensure'];
+  if (ensure !== undefined && typeof ensure !== 'boolean') throw new BadRequestError('"ensure" must be a boolean');
+  return {
+    last_known_generation: reqGeneration(obj, 'last_known_generation', badRequest),
+    last_known_trans_id: typeof transId === 'string' ? transId : '',
+    // The original concatenates sync_id into a cache key: a missing one cannot work.
+    sync_id: reqString(obj, 'sync_id', badRequest),
+    ensure: ensure === true,
+  };
+}
+
+function parsePutMeta(text: string): { meta: Omit<SyncPutEntry, 'content'>; content?: string | null } {
+  const obj = parseJsonObjectOr(text, badRequest, 'document entry');
+  onlyKeys(obj, PUT_META_KEYS, badRequest);
+  const meta = {
+    id: reqString(obj, 'id', badRequest),
+    rev: reqString(obj, 'rev', badRequest),
+    gen: reqGeneration(obj, 'gen', badRequest),
+    trans_id: reqString(obj, 'trans_id', badRequest),
+    number_of_docs: reqGeneration(obj, 'number_of_docs', badRequest),
+    doc_idx: reqGeneration(obj, 'doc_idx', badRequest),
+  };
+  if (!('content' in obj)) return { meta };
+  const content = obj['content'];
+  if (content !== null && typeof content !== 'string') throw new BadRequestError('"content" must be a string or null');
+  return { meta, content };
+}

@@ -1,0 +1,70 @@
+/** What the client does with one downloaded document before applying it (§1d client insert rules, §3). */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { encryptDocContent, encryptLegacyDoc } from '../../../src/common/crypto/doc-crypto.js';
+import {
+  InvalidJSONError,
+  MacMismatchError,
+  RollbackError,
+  TamperedDocumentError,
+} from '../../../src/common/errors.js';
+import { assertNotRollback, decodeIncoming } from '../../../src/client/sync/incoming.js';
+
+const secret = randomBytes(512);
+const entry = (id: string, rev: string, content: string | null) => ({ id, rev, gen: 1, trans_id: 'T-1', content });
+
+describe('decodeIncoming', () => {
+  it('decrypts and verifies current-scheme documents', () => {
+    const content = encryptDocContent(secret, 'D-1', 'a:1', '{"x": 1}');
+    const { doc, kind } = decodeIncoming(secret, entry('D-1', 'a:1', content));
+    assert.equal(kind, 'encrypted');
+    assert.deepEqual(doc.content, { x: 1 });
+    assert.equal(doc.rev, 'a:1');
+  });
+
+  it('refuses a flipped byte, a forged rev and a swapped id', () => {
+    const content = encryptDocContent(secret, 'D-1', 'a:1', '{"x": 1}');
+    const raw = (JSON.parse(content) as { raw: string }).raw;
+    const [pre, ct] = raw.split(' ') as [string, string];
+    const bytes = Buffer.from(ct, 'base64url');
+    bytes[0]! ^= 1;
+    const flipped = `{"raw": "${pre} ${bytes.toString('base64url')}${'='.repeat((4 - (bytes.toString('base64url').length % 4)) % 4)}"}`;
+    assert.throws(() => decodeIncoming(secret, entry('D-1', 'a:1', flipped)), MacMismatchError);
+    assert.throws(() => decodeIncoming(secret, entry('D-1', 'a:2', content)), TamperedDocumentError);
+    assert.throws(() => decodeIncoming(secret, entry('D-2', 'a:1', content)), TamperedDocumentError);
+    assert.throws(() => decodeIncoming(randomBytes(512), entry('D-1', 'a:1', content)), MacMismatchError);
+  });
+
+  it('decrypts legacy _enc_json documents and checks their MAC', () => {
+    const legacy = encryptLegacyDoc(secret, 'D-1', 'a:1', '{"old": true}');
+    const { doc, kind } = decodeIncoming(secret, entry('D-1', 'a:1', JSON.stringify(legacy)));
+    assert.equal(kind, 'legacy');
+    assert.deepEqual(doc.content, { old: true });
+    assert.throws(() => decodeIncoming(secret, entry('D-1', 'a:2', JSON.stringify(legacy))), MacMismatchError);
+  });
+
+  it('keeps scheme-external content as-is unless refused; tombstones have no content', () => {
+    const external = '{"raw": "EzcC-not-ours", "incoming": true}';
+    const { doc, kind } = decodeIncoming(secret, entry('D-9', 'a:1', external));
+    assert.equal(kind, 'external');
+    assert.deepEqual(doc.content, { raw: 'EzcC-not-ours', incoming: true });
+    assert.throws(() => decodeIncoming(secret, entry('D-9', 'a:1', external), { allowExternal: false }), TamperedDocumentError);
+    assert.throws(() => decodeIncoming(secret, entry('D-9', 'a:1', '[1]')), InvalidJSONError);
+    const tomb = decodeIncoming(secret, entry('D-9', 'a:2', null));
+    assert.equal(tomb.kind, 'tombstone');
+    assert.equal(tomb.doc.content, null);
+  });
+});
+
+describe('assertNotRollback', () => {
+  it('refuses strictly older revisions only, and not echoes of our own upload', () => {
+    assertNotRollback(null, { id: 'D', rev: 'a:1' });
+    assertNotRollback('a:1', { id: 'D', rev: 'a:1' });
+    assertNotRollback('a:1', { id: 'D', rev: 'a:2' });
+    assertNotRollback('a:1', { id: 'D', rev: 'b:1' }); // concurrent: a conflict, not a rollback
+    assert.throws(() => assertNotRollback('a:2', { id: 'D', rev: 'a:1' }), RollbackError);
+    assert.throws(() => assertNotRollback('a:1|b:1', { id: 'D', rev: 'a:1' }), RollbackError);
+    assertNotRollback('a:2', { id: 'D', rev: 'a:1' }, new Map([['D', 'a:1']]));
+  });
+});
