@@ -115,11 +115,16 @@ export class Soledad extends EventEmitter<SoledadEvents> {
     http: HttpClient | undefined): Promise<Soledad> {
     try {
       const key = await secrets.localDbKey();
-      const db = LocalDatabase.open({
-        path: opts.localDbPath,
-        encryption: { mode: 'encrypted', key },
-        ...(opts.documentSizeLimit !== undefined ? { documentSizeLimit: opts.documentSizeLimit } : {}),
-      });
+      let db: LocalDatabase;
+      try {
+        db = LocalDatabase.open({
+          path: opts.localDbPath,
+          encryption: { mode: 'encrypted', key },
+          ...(opts.documentSizeLimit !== undefined ? { documentSizeLimit: opts.documentSizeLimit } : {}),
+        });
+      } finally {
+        key.fill(0); // SQLCipher keeps its own copy; ours is not needed any more.
+      }
       return new Soledad(opts.uuid, db, secrets, http);
     } catch (err) {
       secrets.close();
