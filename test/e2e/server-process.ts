@@ -3,7 +3,7 @@
  * started with the same CLI an operator runs, killed with real signals.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +39,8 @@ export interface ServerProcess {
   stop(): Promise<void>;
   /** Everything the process printed (stdout + stderr). */
   output(): string;
+  /** Peak resident set size of the running process in bytes (Linux VmHWM), or undefined. */
+  peakRss(): number | undefined;
 }
 
 export async function startServerProcess(extraConfig = ''): Promise<ServerProcess> {
@@ -110,5 +112,15 @@ export async function startServerProcess(extraConfig = ''): Promise<ServerProces
       rmSync(dataDir, { recursive: true, force: true });
     },
     output: () => log,
+    peakRss() {
+      if (child?.pid === undefined) return undefined;
+      try {
+        const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+        const kb = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
+        return kb === undefined ? undefined : Number(kb) * 1024;
+      } catch {
+        return undefined;
+      }
+    },
   };
 }
