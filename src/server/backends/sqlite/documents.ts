@@ -1,0 +1,381 @@
+/**
+ * User databases of the embedded engine: one SQLite file per user under `<data_dir>/users/`, holding the
+ * U1DB replica of opaque ciphertext (documents, transaction log, sync log).
+ */
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { DatabaseClosedError, DatabaseDoesNotExistError } from '../../../common/errors.js';
+import { makeReplicaUid, makeTransactionId } from '../../../common/u1db/ids.js';
+import {
+  assertUserDbName,
+  decidePutIfNewer,
+  docSizeBytes,
+  KeyedMutex,
+  validateGenAndTransId,
+  validateSource,
+} from '../common.js';
+import type {
+  Change,
+  ChangesSince,
+  DocumentStore,
+  GenerationInfo,
+  IncomingDoc,
+  PutBatchResult,
+  PutOutcome,
+  StoredDoc,
+  SyncInfoRecord,
+  UploadSession,
+} from '../types.js';
+import { HandleCache, openSqlite, type Db } from './connection.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS u1db_config (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+  doc_id TEXT PRIMARY KEY, rev TEXT NOT NULL, content TEXT, generation INTEGER NOT NULL, size INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS documents_by_generation ON documents (generation);
+CREATE TABLE IF NOT EXISTS transaction_log (generation INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, transaction_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sync_log (
+  replica_uid TEXT PRIMARY KEY, known_generation INTEGER NOT NULL, known_transaction_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL);
+`;
+const SCHEMA_VERSION = '1';
+
+interface DocRow { rev: string; content: string | null; size: number }
+interface GenRow { generation: number; transaction_id: string }
+interface SyncRow { known_generation: number; known_transaction_id: string }
+
+function prepareStatements(db: Db) {
+  return {
+    config: db.prepare<[string], { value: string }>('SELECT value FROM u1db_config WHERE name = ?'),
+    lastGen: db.prepare<[], GenRow>('SELECT generation, transaction_id FROM transaction_log ORDER BY generation DESC LIMIT 1'),
+    transAt: db.prepare<[number], { transaction_id: string }>('SELECT transaction_id FROM transaction_log WHERE generation = ?'),
+    getDoc: db.prepare<[string], DocRow>('SELECT rev, content, size FROM documents WHERE doc_id = ?'),
+    putDoc: db.prepare<[string, string, string | null, number, number]>(
+      `INSERT INTO documents (doc_id, rev, content, generation, size) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (doc_id) DO UPDATE SET rev = excluded.rev, content = excluded.content,
+       generation = excluded.generation, size = excluded.size`),
+    log: db.prepare<[number, string, string]>('INSERT INTO transaction_log (generation, doc_id, transaction_id) VALUES (?, ?, ?)'),
+    getSync: db.prepare<[string], SyncRow>('SELECT known_generation, known_transaction_id FROM sync_log WHERE replica_uid = ?'),
+    setSync: db.prepare<[string, number, string]>(
+      `INSERT INTO sync_log (replica_uid, known_generation, known_transaction_id) VALUES (?, ?, ?)
+       ON CONFLICT (replica_uid) DO UPDATE SET known_generation = excluded.known_generation,
+       known_transaction_id = excluded.known_transaction_id`),
+    usage: db.prepare<[], { bytes: number }>('SELECT bytes FROM usage WHERE id = 1'),
+    addUsage: db.prepare<[number]>('UPDATE usage SET bytes = bytes + ? WHERE id = 1'),
+    changes: db.prepare<[number], { doc_id: string; generation: number; transaction_id: string }>(
+      `SELECT d.doc_id, d.generation, t.transaction_id FROM documents d
+       JOIN transaction_log t ON t.generation = d.generation WHERE d.generation > ? ORDER BY d.generation`),
+  };
+}
+
+/** One open user database with its prepared statements; every method is synchronous. */
+class UserDb {
+  readonly replicaUid: string;
+  private readonly s: ReturnType<typeof prepareStatements>;
+
+  constructor(readonly db: Db) {
+    this.s = prepareStatements(db);
+    const uid = this.s.config.get('replica_uid');
+    if (uid === undefined) throw new DatabaseDoesNotExistError('The database file has no replica uid');
+    this.replicaUid = uid.value;
+  }
+
+  static initialize(db: Db): void {
+    db.exec(SCHEMA);
+    db.transaction(() => {
+      db.prepare('INSERT OR IGNORE INTO u1db_config (name, value) VALUES (?, ?)').run('replica_uid', makeReplicaUid());
+      db.prepare('INSERT OR IGNORE INTO u1db_config (name, value) VALUES (?, ?)').run('schema_version', SCHEMA_VERSION);
+      db.prepare('INSERT OR IGNORE INTO usage (id, bytes) VALUES (1, 0)').run();
+    })();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  generationInfo(): GenerationInfo {
+    const row = this.s.lastGen.get();
+    return row === undefined ? { generation: 0, transactionId: '' } : { generation: row.generation, transactionId: row.transaction_id };
+  }
+
+  transIdAt(generation: number): string | undefined {
+    return this.s.transAt.get(generation)?.transaction_id;
+  }
+
+  sourceKnown(source: string): GenerationInfo {
+    const row = this.s.getSync.get(source);
+    return row === undefined ? { generation: 0, transactionId: '' } : { generation: row.known_generation, transactionId: row.known_transaction_id };
+  }
+
+  setSourceKnown(source: string, generation: number, transactionId: string): void {
+    this.s.setSync.run(source, generation, transactionId);
+  }
+
+  usageBytes(): number {
+    return this.s.usage.get()?.bytes ?? 0;
+  }
+
+  getDoc(id: string): DocRow | undefined {
+    return this.s.getDoc.get(id);
+  }
+
+  /** The batch logic; the caller provides the transaction. */
+  applyBatch(source: string, docs: readonly IncomingDoc[]): PutBatchResult {
+    const outcomes: PutOutcome[] = [];
+    let { generation, transactionId } = this.generationInfo();
+    for (const doc of docs) {
+      const cur = this.getDoc(doc.id) ?? null;
+      validateSource(this.sourceKnown(source), doc.gen, doc.transId);
+      const decision = decidePutIfNewer(cur, { rev: doc.rev, content: doc.content }, this.replicaUid);
+      if (decision.storeRev !== null) {
+        generation += 1;
+        transactionId = makeTransactionId();
+        const size = docSizeBytes(doc.id, decision.storeRev, doc.content);
+        this.s.log.run(generation, doc.id, transactionId);
+        this.s.putDoc.run(doc.id, decision.storeRev, doc.content, generation, size);
+        this.s.addUsage.run(size - (cur === null ? 0 : cur.size));
+      }
+      this.setSourceKnown(source, doc.gen, doc.transId);
+      outcomes.push({ id: doc.id, state: decision.state, atGeneration: generation });
+    }
+    return { outcomes, generation, transactionId };
+  }
+
+  changesSince(generation: number): ChangesSince {
+    return this.db.transaction((): ChangesSince => {
+      const info = this.generationInfo();
+      const changes: Change[] = this.s.changes.all(generation).map((r) => ({
+        id: r.doc_id, generation: r.generation, transactionId: r.transaction_id,
+      }));
+      return { ...info, changes };
+    })();
+  }
+}
+
+function openUserDb(file: string): UserDb {
+  const db = openSqlite(file, { mustExist: true });
+  try {
+    return new UserDb(db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/** Options of {@link SqliteDocumentStore}. */
+export interface SqliteDocumentStoreOptions {
+  /** Directory of the per-user files. */
+  readonly dir: string;
+  /** Most user databases kept open at once (least recently used ones are closed). */
+  readonly maxOpen: number;
+}
+
+/**
+ * {@link DocumentStore} on one SQLite file per user. Writers to one database are serialized by an in-process
+ * mutex; an upload session writes through its own connection so readers keep seeing only committed data.
+ */
+export class SqliteDocumentStore implements DocumentStore {
+  private readonly dir: string;
+  private readonly cache: HandleCache<UserDb>;
+  private readonly writers = new KeyedMutex();
+  private readonly sessions = new Set<SqliteUploadSession>();
+  private closed = false;
+
+  constructor(options: SqliteDocumentStoreOptions) {
+    this.dir = options.dir;
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.cache = new HandleCache(options.maxOpen);
+  }
+
+  private file(dbName: string): string {
+    return path.join(this.dir, `${dbName}.db`);
+  }
+
+  private handle(dbName: string): UserDb {
+    if (this.closed) throw new DatabaseClosedError();
+    assertUserDbName(dbName);
+    return this.cache.get(dbName, () => {
+      const file = this.file(dbName);
+      if (!existsSync(file)) throw new DatabaseDoesNotExistError();
+      return openUserDb(file);
+    });
+  }
+
+  async ensureDatabase(dbName: string): Promise<{ replicaUid: string; created: boolean }> {
+    assertUserDbName(dbName);
+    return this.writers.run(dbName, () => {
+      if (existsSync(this.file(dbName))) return { replicaUid: this.handle(dbName).replicaUid, created: false };
+      // Build the file aside and rename it into place: no reader ever sees a half-initialized database.
+      const tmp = `${this.file(dbName)}.creating-${randomBytes(6).toString('hex')}`;
+      const db = openSqlite(tmp, { mustExist: false });
+      try {
+        UserDb.initialize(db);
+      } finally {
+        db.close();
+      }
+      renameSync(tmp, this.file(dbName));
+      return { replicaUid: this.handle(dbName).replicaUid, created: true };
+    });
+  }
+
+  async databaseExists(dbName: string): Promise<boolean> {
+    assertUserDbName(dbName);
+    return existsSync(this.file(dbName));
+  }
+
+  async deleteDatabase(dbName: string): Promise<boolean> {
+    assertUserDbName(dbName);
+    return this.writers.run(dbName, () => {
+      this.cache.drop(dbName);
+      const file = this.file(dbName);
+      const existed = existsSync(file);
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
+      return existed;
+    });
+  }
+
+  async getSyncInfo(dbName: string, sourceReplicaUid: string): Promise<SyncInfoRecord> {
+    const h = this.handle(dbName);
+    const { generation, transactionId } = h.generationInfo();
+    const known = h.sourceKnown(sourceReplicaUid);
+    return {
+      replicaUid: h.replicaUid, generation, transactionId,
+      sourceGeneration: known.generation, sourceTransactionId: known.transactionId,
+    };
+  }
+
+  async recordSyncInfo(dbName: string, sourceReplicaUid: string, generation: number, transactionId: string): Promise<void> {
+    this.handle(dbName);
+    await this.writers.run(dbName, () => this.handle(dbName).setSourceKnown(sourceReplicaUid, generation, transactionId));
+  }
+
+  async validateGenAndTransId(dbName: string, generation: number, transactionId: string): Promise<void> {
+    const h = this.handle(dbName);
+    validateGenAndTransId(generation, transactionId, generation === 0 ? '' : h.transIdAt(generation));
+  }
+
+  async putDocsIfNewer(dbName: string, sourceReplicaUid: string, docs: readonly IncomingDoc[]): Promise<PutBatchResult> {
+    this.handle(dbName);
+    return this.writers.run(dbName, () => {
+      const h = this.handle(dbName);
+      return h.db.transaction(() => h.applyBatch(sourceReplicaUid, docs)).immediate();
+    });
+  }
+
+  async openUpload(dbName: string, sourceReplicaUid: string): Promise<UploadSession> {
+    this.handle(dbName);
+    const release = await this.writers.lock(dbName);
+    let conn: UserDb | undefined;
+    try {
+      const file = this.file(dbName);
+      if (!existsSync(file)) throw new DatabaseDoesNotExistError();
+      conn = openUserDb(file);
+      conn.db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      conn?.close();
+      release();
+      throw err;
+    }
+    const session = new SqliteUploadSession(conn, sourceReplicaUid, () => {
+      this.sessions.delete(session);
+      release();
+    });
+    this.sessions.add(session);
+    return session;
+  }
+
+  async whatsChanged(dbName: string, generation: number): Promise<ChangesSince> {
+    return this.handle(dbName).changesSince(generation);
+  }
+
+  async *getDocs(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDoc> {
+    for (const id of ids) {
+      // Looked up per document: the handle may have been evicted while the consumer was waiting.
+      const row = this.handle(dbName).getDoc(id);
+      if (row !== undefined) yield { id, rev: row.rev, content: row.content };
+    }
+  }
+
+  async usageBytes(dbName: string): Promise<number> {
+    return this.handle(dbName).usageBytes();
+  }
+
+  /** Abort open uploads and close every file. */
+  close(): void {
+    this.closed = true;
+    for (const s of [...this.sessions]) s.abortSync();
+    this.cache.closeAll();
+  }
+}
+
+class SqliteUploadSession implements UploadSession {
+  private state: 'open' | 'failed' | 'done' = 'open';
+
+  constructor(
+    private readonly conn: UserDb,
+    private readonly source: string,
+    private readonly onFinish: () => void,
+  ) {}
+
+  async putDocsIfNewer(docs: readonly IncomingDoc[]): Promise<PutBatchResult> {
+    this.assertOpen();
+    try {
+      return this.conn.applyBatch(this.source, docs);
+    } catch (err) {
+      // Part of the batch may be applied: only abort is meaningful now.
+      this.state = 'failed';
+      throw err;
+    }
+  }
+
+  async usageBytes(): Promise<number> {
+    this.assertOpen();
+    return this.conn.usageBytes();
+  }
+
+  async commit(): Promise<GenerationInfo> {
+    this.assertOpen();
+    try {
+      this.conn.db.exec('COMMIT');
+      const info = this.conn.generationInfo();
+      this.state = 'done';
+      return info;
+    } catch (err) {
+      this.state = 'failed';
+      throw err;
+    } finally {
+      if (this.state !== 'open') this.finish();
+    }
+  }
+
+  async abort(): Promise<void> {
+    this.abortSync();
+  }
+
+  abortSync(): void {
+    if (this.state === 'done') return;
+    this.state = 'done';
+    try {
+      if (this.conn.db.open && this.conn.db.inTransaction) this.conn.db.exec('ROLLBACK');
+    } finally {
+      this.finish();
+    }
+  }
+
+  private finished = false;
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    try {
+      this.conn.close();
+    } finally {
+      this.onFinish();
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.state !== 'open') throw new DatabaseClosedError('This upload session is finished; abort it');
+  }
+}

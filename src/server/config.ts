@@ -1,0 +1,274 @@
+/**
+ * Server configuration: the `[soledad-server]` section of the INI file of Soledad 0.10 (fact sheet §5a, seed
+ * 001 "Configuring") plus its environment variables, and this port's additions (`backend`, `data_dir`,
+ * `tls_cert`, `tls_key`, `quota_bytes`).
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseIni } from 'ini';
+import { ConfigError } from '../common/errors.js';
+
+/** Default location of the configuration file, as in the original. */
+export const DEFAULT_CONFIG_FILE = '/etc/soledad/soledad-server.conf';
+/** Section holding the options. */
+export const CONFIG_SECTION = 'soledad-server';
+
+/** Storage engines this port knows about; only {@link AVAILABLE_BACKENDS} are built in so far. */
+export type BackendName = 'sqlite' | 'postgres' | 'couch';
+/** Engines available in this build. */
+export const AVAILABLE_BACKENDS: readonly BackendName[] = ['sqlite', 'postgres', 'couch'];
+
+/**
+ * The effective configuration. Paths are as written (relative ones resolve against the working directory).
+ *
+ * @example
+ * const config = loadConfig(process.env, fileText);
+ * console.log(config.httpsPort, config.dataDir);
+ */
+export interface ServerConfig {
+  /** The file the options were read from (it may not exist). */
+  readonly configFile: string;
+  /** Whether that file existed. */
+  readonly configFileFound: boolean;
+  /** Storage engine, option `backend` (default `sqlite`). */
+  readonly backend: BackendName;
+  /** Where the embedded engine keeps its files: option `data_dir`, env `SOLEDAD_DATA_DIR` (default `./data`). */
+  readonly dataDir: string;
+  /** CouchDB URL: option `couch_url`, env `SOLEDAD_COUCH_URL` (used by the CouchDB engine). */
+  readonly couchUrl: string;
+  /** PostgreSQL URL: option `postgres_url`, env `SOLEDAD_POSTGRES_URL` (required with `backend = postgres`). */
+  readonly postgresUrl: string | null;
+  /** PostgreSQL schema holding the tables, option `postgres_schema` (default `soledad`). */
+  readonly postgresSchema: string;
+  /** Section `[database-security]`: the `_security` document of CouchDB databases the server creates. */
+  readonly databaseSecurity: DatabaseSecurity;
+  /** Command run with the database name to create a user database on `ensure`; `null` when unset. */
+  readonly createCmd: string | null;
+  /** netrc file with CouchDB admin credentials, option `admin_netrc`. */
+  readonly adminNetrc: string;
+  /** Option `batching`: write each sync batch in one backend call. */
+  readonly batching: boolean;
+  /** Option `blobs`: offer the blobs service (default true in this port). */
+  readonly blobs: boolean;
+  /** Option `blobs_path` (default `<data_dir>/blobs`). */
+  readonly blobsPath: string;
+  /** Option `concurrent_blob_writes`. */
+  readonly concurrentBlobWrites: number;
+  /** Option `services_tokens_file`: `service:token` lines for the Services API. */
+  readonly servicesTokensFile: string;
+  /** Per-user quota over documents and blobs in bytes, option `quota_bytes` (default 200 MiB). */
+  readonly quotaBytes: number;
+  /** Users API TLS port, env `HTTPS_PORT` (default 2323). */
+  readonly httpsPort: number;
+  /** Services API port on 127.0.0.1, env `LOCAL_SERVICES_PORT` (default 2525). */
+  readonly localServicesPort: number;
+  /** Env `SOLEDAD_LOG_TO_STDOUT`: log to standard output instead of standard error. */
+  readonly logToStdout: boolean;
+  /** TLS certificate (PEM): env `CERT_PATH` or option `tls_cert`; `null` → self-signed in `<data_dir>/tls/`. */
+  readonly tlsCertPath: string | null;
+  /** TLS private key (PEM): env `PRIVKEY_PATH` or option `tls_key`. */
+  readonly tlsKeyPath: string | null;
+  /** Options present in the section that this server does not know (reported, not fatal, as the original). */
+  readonly unknownOptions: readonly string[];
+}
+
+/** The `[database-security]` section (names and roles are comma-separated lists), as in the original. */
+export interface DatabaseSecurity {
+  /** Option `members` (default `soledad`). */
+  readonly members: readonly string[];
+  /** Option `members_roles`. */
+  readonly membersRoles: readonly string[];
+  /** Option `admins`. */
+  readonly admins: readonly string[];
+  /** Option `admins_roles`. */
+  readonly adminsRoles: readonly string[];
+}
+
+const KNOWN_OPTIONS = [
+  'postgres_url', 'postgres_schema',
+  'couch_url', 'create_cmd', 'admin_netrc', 'batching', 'blobs', 'blobs_path', 'concurrent_blob_writes',
+  'services_tokens_file', 'backend', 'data_dir', 'tls_cert', 'tls_key', 'quota_bytes',
+];
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Build the configuration from environment variables and the text of the INI file (`undefined` when the file
+ * does not exist: defaults apply). Pure: no I/O. A bad value is a {@link ConfigError} whose one-line message
+ * starts with the option or variable name.
+ *
+ * @example
+ * loadConfig({ HTTPS_PORT: '8443' }, '[soledad-server]\nquota_bytes = 100MiB\n').quotaBytes; // 104857600
+ */
+export function loadConfig(env: Env, fileText?: string): ServerConfig {
+  const configFile = nonEmpty(env['SOLEDAD_SERVER_CONFIG_FILE']) ?? DEFAULT_CONFIG_FILE;
+  const section = fileText === undefined ? {} : readSection(fileText, configFile);
+  const opt = (key: string): string | undefined => section[key];
+
+  const backend = parseBackend(opt('backend'));
+  const postgresUrl = nonEmpty(env['SOLEDAD_POSTGRES_URL']) ?? nonEmpty(opt('postgres_url')) ?? null;
+  if (backend === 'postgres' && postgresUrl === null) {
+    throw new ConfigError('postgres_url (or SOLEDAD_POSTGRES_URL): required with backend = postgres');
+  }
+  const postgresSchema = nonEmpty(opt('postgres_schema')) ?? 'soledad';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(postgresSchema)) {
+    throw new ConfigError(`postgres_schema: expected a lowercase identifier, got "${postgresSchema}"`);
+  }
+  const dataDir = nonEmpty(env['SOLEDAD_DATA_DIR']) ?? nonEmpty(opt('data_dir')) ?? './data';
+  const certEnv = nonEmpty(env['CERT_PATH']);
+  const keyEnv = nonEmpty(env['PRIVKEY_PATH']);
+  const tlsCertPath = certEnv ?? nonEmpty(opt('tls_cert')) ?? null;
+  const tlsKeyPath = keyEnv ?? nonEmpty(opt('tls_key')) ?? null;
+  if ((tlsCertPath === null) !== (tlsKeyPath === null)) {
+    const missing = tlsCertPath === null ? 'tls_cert (or CERT_PATH)' : 'tls_key (or PRIVKEY_PATH)';
+    throw new ConfigError(`${missing}: must be set together with the ${tlsCertPath === null ? 'key' : 'certificate'}`);
+  }
+  const httpsPort = parsePort('HTTPS_PORT', env['HTTPS_PORT'], 2323);
+  const localServicesPort = parsePort('LOCAL_SERVICES_PORT', env['LOCAL_SERVICES_PORT'], 2525);
+
+  return {
+    configFile,
+    configFileFound: fileText !== undefined,
+    backend,
+    dataDir,
+    postgresUrl,
+    postgresSchema,
+    databaseSecurity: readSecurity(fileText),
+    couchUrl: nonEmpty(env['SOLEDAD_COUCH_URL']) ?? nonEmpty(opt('couch_url')) ?? 'http://localhost:5984',
+    createCmd: nonEmpty(opt('create_cmd')) ?? null,
+    adminNetrc: nonEmpty(opt('admin_netrc')) ?? '/etc/couchdb/couchdb.netrc',
+    batching: parseBool('batching', opt('batching'), true),
+    blobs: parseBool('blobs', opt('blobs'), true),
+    blobsPath: nonEmpty(opt('blobs_path')) ?? path.join(dataDir, 'blobs'),
+    concurrentBlobWrites: parseInteger('concurrent_blob_writes', opt('concurrent_blob_writes'), 50, 1),
+    servicesTokensFile: nonEmpty(opt('services_tokens_file')) ?? '/etc/soledad/services.tokens',
+    quotaBytes: parseSize('quota_bytes', opt('quota_bytes'), 200 * 1024 * 1024),
+    httpsPort,
+    localServicesPort,
+    logToStdout: nonEmpty(env['SOLEDAD_LOG_TO_STDOUT']) !== undefined,
+    tlsCertPath,
+    tlsKeyPath,
+    unknownOptions: Object.keys(section).filter((k) => !KNOWN_OPTIONS.includes(k)),
+  };
+}
+
+/**
+ * Read the configuration file named by the environment (a missing file means defaults) and build the
+ * configuration with {@link loadConfig}. An unreadable file is a {@link ConfigError}.
+ *
+ * @example
+ * const config = await readConfig(process.env);
+ */
+export async function readConfig(env: Env = process.env): Promise<ServerConfig> {
+  const file = nonEmpty(env['SOLEDAD_SERVER_CONFIG_FILE']) ?? DEFAULT_CONFIG_FILE;
+  let text: string | undefined;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') throw new ConfigError(`SOLEDAD_SERVER_CONFIG_FILE: cannot read ${file} (${code ?? 'error'})`, { cause: err });
+  }
+  return loadConfig(env, text);
+}
+
+function readSection(text: string, file: string): Record<string, string> {
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = parseIni(text);
+  } catch (cause) {
+    throw new ConfigError(`${file}: not a valid INI file`, { cause });
+  }
+  const section = parsed[CONFIG_SECTION];
+  const out: Record<string, string> = {};
+  if (typeof section !== 'object' || section === null) return out;
+  for (const [k, v] of Object.entries(section as Record<string, unknown>)) {
+    // `ini` turns true/false into booleans and repeated keys into arrays; bring everything back to text.
+    if (typeof v === 'string') out[k] = v.trim();
+    else if (typeof v === 'boolean') out[k] = String(v);
+    else throw new ConfigError(`${k}: expected a single value`);
+  }
+  return out;
+}
+
+function readSecurity(text: string | undefined): DatabaseSecurity {
+  let section: unknown;
+  try {
+    section = text === undefined ? undefined : (parseIni(text) as Record<string, unknown>)['database-security'];
+  } catch {
+    section = undefined; // readSection already reported a malformed file
+  }
+  const get = (key: string): string | undefined => {
+    const v = typeof section === 'object' && section !== null ? (section as Record<string, unknown>)[key] : undefined;
+    return typeof v === 'string' ? v : undefined;
+  };
+  const list = (key: string, dflt: string[]): string[] => {
+    const v = get(key);
+    return v === undefined ? dflt : v.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  };
+  return {
+    members: list('members', ['soledad']),
+    membersRoles: list('members_roles', []),
+    admins: list('admins', []),
+    adminsRoles: list('admins_roles', []),
+  };
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function parseBackend(v: string | undefined): BackendName {
+  const name = (nonEmpty(v) ?? 'sqlite').toLowerCase();
+  const known: Record<string, BackendName> = { sqlite: 'sqlite', postgres: 'postgres', postgresql: 'postgres', couch: 'couch', couchdb: 'couch' };
+  const backend = known[name];
+  if (backend === undefined) throw new ConfigError(`backend: unknown engine "${name}" (expected sqlite, postgres or couch)`);
+  if (!AVAILABLE_BACKENDS.includes(backend)) {
+    throw new ConfigError(`backend: "${backend}" is not available in this build (available: ${AVAILABLE_BACKENDS.join(', ')})`);
+  }
+  return backend;
+}
+
+// ConfigParser.getboolean's vocabulary.
+const TRUE_WORDS = ['1', 'yes', 'true', 'on'];
+const FALSE_WORDS = ['0', 'no', 'false', 'off'];
+
+function parseBool(key: string, v: string | undefined, dflt: boolean): boolean {
+  const s = nonEmpty(v)?.toLowerCase();
+  if (s === undefined) return dflt;
+  if (TRUE_WORDS.includes(s)) return true;
+  if (FALSE_WORDS.includes(s)) return false;
+  throw new ConfigError(`${key}: expected true or false, got "${s}"`);
+}
+
+function parseInteger(key: string, v: string | undefined, dflt: number, min: number): number {
+  const s = nonEmpty(v);
+  if (s === undefined) return dflt;
+  if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s)) || Number(s) < min) {
+    throw new ConfigError(`${key}: expected an integer ≥ ${min}, got "${s}"`);
+  }
+  return Number(s);
+}
+
+function parsePort(key: string, v: string | undefined, dflt: number): number {
+  const s = nonEmpty(v);
+  if (s === undefined) return dflt;
+  const n = Number(s);
+  if (!/^\d+$/.test(s) || n > 65535) throw new ConfigError(`${key}: expected a port number 0–65535, got "${s}"`);
+  return n;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2,
+  g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tb: 1000 ** 4, tib: 1024 ** 4,
+};
+
+/** A byte count: plain digits or digits with a unit (`500MiB`, `2G`, `100MB`). */
+function parseSize(key: string, v: string | undefined, dflt: number): number {
+  const s = nonEmpty(v);
+  if (s === undefined) return dflt;
+  const m = /^(\d+)\s*([a-zA-Z]*)$/.exec(s);
+  const unit = m === null ? undefined : SIZE_UNITS[m[2]!.toLowerCase()];
+  const n = m === null || unit === undefined ? NaN : Number(m[1]) * unit;
+  if (!Number.isSafeInteger(n)) throw new ConfigError(`${key}: expected a size in bytes like 209715200 or 200MiB, got "${s}"`);
+  return n;
+}
