@@ -6,6 +6,7 @@ import { cpus } from 'node:os';
 import { runLocalDbScenarios } from './local-db.js';
 import { report, type ScenarioResult } from './report.js';
 import { runSyncScenarios, seedScenarios } from './sync.js';
+import { runBlobScenarios } from './blobs.js';
 
 const args = new Set(process.argv.slice(2));
 if (args.has('--help') || args.has('-h')) {
@@ -17,6 +18,7 @@ const quick = args.has('--quick');
 const results: ScenarioResult[] = [];
 results.push(...(await runLocalDbScenarios(quick ? 100 : 1000, 10 * 1024)));
 results.push(...(await runSyncScenarios(seedScenarios(quick ? 0.1 : 1))));
+results.push(...(await runBlobScenarios(quick)));
 
 const file = report(results, { quick, node: process.version, cpus: cpus().length, date: new Date().toISOString() });
 console.log(`wrote ${file}`);

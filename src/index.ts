@@ -9,8 +9,17 @@
  */
 export { Soledad } from './client/soledad.js';
 export { Document } from './common/u1db/document.js';
+export { BlobManager } from './client/blobs/blob-manager.js';
+export { AttachmentStates, ATTACHMENT_KEY } from './client/blobs/attachments.js';
+
 export * from './common/errors.js';
 
-export type { SoledadOptions, RecoverOptions, SoledadEvents } from './client/soledad.js';
+export type { SoledadOptions, RecoverOptions, SoledadEvents, SoledadDocument } from './client/soledad.js';
 export type { JsonObject, JsonValue } from './common/u1db/json.js';
 export type { SyncProgress, SyncStats } from './client/sync/synchronizer.js';
+export type {
+  BlobData, PutOptions, GetOptions, TransferOptions, RemoteListOptions, TransferProgress, TransferSummary,
+  BlobSyncSummary, BlobManagerEvents, NamespaceOption,
+} from './client/blobs/blob-manager.js';
+export type { AttachmentState, DocumentWithAttachments } from './client/blobs/attachments.js';
+export type { BlobSyncStatus } from './client/blobs/local-store.js';

@@ -2,7 +2,8 @@
  * The facade applications import: open an encrypted local replica, use the U1DB document API, sync it.
  */
 import { EventEmitter } from 'node:events';
-import { DatabaseClosedError } from '../common/errors.js';
+import { dirname, join } from 'node:path';
+import { DatabaseClosedError, NotSupportedError } from '../common/errors.js';
 import type { Document } from '../common/u1db/document.js';
 import type { JsonObject } from '../common/u1db/json.js';
 import { LocalDatabase } from './db/database.js';
@@ -13,6 +14,8 @@ import { SharedDbClient } from './http/shared-db.js';
 import { Synchronizer } from './sync/synchronizer.js';
 import type { SyncProgress, SyncStats } from './sync/synchronizer.js';
 import { WriteQueue } from './write-queue.js';
+import { BlobManager } from './blobs/blob-manager.js';
+import { withAttachments, type AttachmentHost, type DocumentWithAttachments } from './blobs/attachments.js';
 
 /** Options of {@link Soledad.open}; the names follow the original constructor. */
 export interface SoledadOptions {
@@ -30,7 +33,10 @@ export interface SoledadOptions {
   certFile?: string;
   /** The user's auth token for the server. */
   authToken?: string;
-  /** Reserved for the blobs feature; documents work without it. */
+  /**
+   * Open the local blobs database (`<uuid>_blobs.db` beside `localDbPath`) and enable `soledad.blobs` and
+   * document attachments. Default `true` (the original defaulted to false; its server had blobs off by default).
+   */
   withBlobs?: boolean;
   /** Refuse documents whose JSON is larger than this many bytes. */
   documentSizeLimit?: number;
@@ -43,6 +49,9 @@ export interface RecoverOptions extends Omit<SoledadOptions, 'passphrase'> {
   /** The passphrase that protects the secrets on this device from now on. */
   newPassphrase: string;
 }
+
+/** A document handed out by {@link Soledad}: a U1DB document plus the attachment methods. */
+export type SoledadDocument = DocumentWithAttachments;
 
 /** Events emitted by {@link Soledad}. */
 export interface SoledadEvents {
@@ -66,12 +75,21 @@ export class Soledad extends EventEmitter<SoledadEvents> {
   private readonly writes: WriteQueue;
   private readonly http: HttpClient | undefined;
   private readonly synchronizer: Synchronizer | undefined;
+  private readonly blobManager: BlobManager | undefined;
+  private readonly attachmentHost: AttachmentHost;
   private closed = false;
 
-  private constructor(uuid: string, db: LocalDatabase, secrets: SecretsManager, http: HttpClient | undefined) {
+  private constructor(uuid: string, db: LocalDatabase, secrets: SecretsManager, http: HttpClient | undefined,
+    blobs: BlobManager | undefined) {
     super();
     this.uuid = uuid;
     this.db = db;
+    this.blobManager = blobs;
+    const store = this;
+    this.attachmentHost = {
+      get blobs() { return store.blobs; },
+      getDoc: (docId: string) => store.getDoc(docId),
+    };
     this.secrets = secrets;
     this.writes = new WriteQueue(db);
     this.http = http;
@@ -115,22 +133,48 @@ export class Soledad extends EventEmitter<SoledadEvents> {
     http: HttpClient | undefined): Promise<Soledad> {
     try {
       const key = await secrets.localDbKey();
-      let db: LocalDatabase;
+      let db: LocalDatabase | undefined;
+      let blobs: BlobManager | undefined;
       try {
         db = LocalDatabase.open({
           path: opts.localDbPath,
           encryption: { mode: 'encrypted', key },
           ...(opts.documentSizeLimit !== undefined ? { documentSizeLimit: opts.documentSizeLimit } : {}),
         });
+        if (opts.withBlobs ?? true) {
+          blobs = BlobManager.open({
+            uuid: opts.uuid,
+            localPath: join(dirname(opts.localDbPath), `${opts.uuid}_blobs.db`),
+            localKey: key,
+            remoteSecret: secrets.secrets.remoteSecret,
+            ...(http ? { http } : {}),
+          });
+        }
+      } catch (err) {
+        db?.close();
+        throw err;
       } finally {
-        key.fill(0); // SQLCipher keeps its own copy; ours is not needed any more.
+        key.fill(0); // SQLCipher keeps its own copies; ours is not needed any more.
       }
-      return new Soledad(opts.uuid, db, secrets, http);
+      return new Soledad(opts.uuid, db, secrets, http, blobs);
     } catch (err) {
       secrets.close();
       await http?.close();
       throw err;
     }
+  }
+
+  /**
+   * The blob manager: encrypted binaries with namespaces, flags and streamed transfer.
+   * Throws {@link NotSupportedError} when the store was opened with `withBlobs: false`.
+   *
+   * @example
+   * await sol.blobs.put('photo-1', createReadStream('photo.jpg'));
+   * const stream = await sol.blobs.get('photo-1');
+   */
+  get blobs(): BlobManager {
+    if (!this.blobManager) throw new NotSupportedError('Blobs are disabled: open Soledad with withBlobs: true');
+    return this.blobManager;
   }
 
   /** This replica's uid (a hex string chosen when the database was created). */
@@ -141,13 +185,13 @@ export class Soledad extends EventEmitter<SoledadEvents> {
   // ---- documents ----
 
   /** Create a document; `docId` defaults to a new `D-…` id. */
-  createDoc(content: JsonObject, docId?: string): Promise<Document> {
-    return this.write(() => this.db.createDoc(content, docId));
+  createDoc(content: JsonObject, docId?: string): Promise<SoledadDocument> {
+    return this.write(() => this.attach(this.db.createDoc(content, docId)));
   }
 
   /** Create a document from JSON text (it must be an object). */
-  createDocFromJson(json: string, docId?: string): Promise<Document> {
-    return this.write(() => this.db.createDocFromJson(json, docId));
+  createDocFromJson(json: string, docId?: string): Promise<SoledadDocument> {
+    return this.write(() => this.attach(this.db.createDocFromJson(json, docId)));
   }
 
   /** Store a new revision of `doc`; updates `doc.rev` and resolves with it. */
@@ -161,23 +205,29 @@ export class Soledad extends EventEmitter<SoledadEvents> {
   }
 
   /** One document, or `null`; tombstones only with `includeDeleted`. */
-  getDoc(docId: string, opts: { includeDeleted?: boolean } = {}): Promise<Document | null> {
-    return this.read(() => this.db.getDoc(docId, opts.includeDeleted ?? false));
+  getDoc(docId: string, opts: { includeDeleted?: boolean } = {}): Promise<SoledadDocument | null> {
+    return this.read(() => {
+      const doc = this.db.getDoc(docId, opts.includeDeleted ?? false);
+      return doc === null ? null : this.attach(doc);
+    });
   }
 
   /** Several documents in the order asked, skipping missing ones. */
-  getDocs(docIds: Iterable<string>, opts: { checkForConflicts?: boolean; includeDeleted?: boolean } = {}): Promise<Document[]> {
-    return this.read(() => this.db.getDocs([...docIds], opts));
+  getDocs(docIds: Iterable<string>, opts: { checkForConflicts?: boolean; includeDeleted?: boolean } = {}): Promise<SoledadDocument[]> {
+    return this.read(() => this.db.getDocs([...docIds], opts).map((d) => this.attach(d)));
   }
 
   /** Every document and the generation they were read at. */
-  getAllDocs(opts: { includeDeleted?: boolean } = {}): Promise<{ generation: number; docs: Document[] }> {
-    return this.read(() => this.db.getAllDocs(opts.includeDeleted ?? false));
+  getAllDocs(opts: { includeDeleted?: boolean } = {}): Promise<{ generation: number; docs: SoledadDocument[] }> {
+    return this.read(() => {
+      const { generation, docs } = this.db.getAllDocs(opts.includeDeleted ?? false);
+      return { generation, docs: docs.map((d) => this.attach(d)) };
+    });
   }
 
   /** The current document followed by its conflicting versions (empty when there are none). */
-  getDocConflicts(docId: string): Promise<Document[]> {
-    return this.read(() => this.db.getDocConflicts(docId));
+  getDocConflicts(docId: string): Promise<SoledadDocument[]> {
+    return this.read(() => this.db.getDocConflicts(docId).map((d) => this.attach(d)));
   }
 
   /** Resolve the listed conflicting revisions with `doc`'s content. */
@@ -208,13 +258,13 @@ export class Soledad extends EventEmitter<SoledadEvents> {
   }
 
   /** Documents whose index values match (`'*'` and trailing `'ab*'` wildcards), ordered by index values. */
-  getFromIndex(name: string, ...values: string[]): Promise<Document[]> {
-    return this.read(() => this.db.getFromIndex(name, ...values));
+  getFromIndex(name: string, ...values: string[]): Promise<SoledadDocument[]> {
+    return this.read(() => this.db.getFromIndex(name, ...values).map((d) => this.attach(d)));
   }
 
   /** Documents whose index values lie between `start` and `end` inclusive (`null` = unbounded). */
-  getRangeFromIndex(name: string, start: string | string[] | null, end: string | string[] | null = null): Promise<Document[]> {
-    return this.read(() => this.db.getRangeFromIndex(name, start, end));
+  getRangeFromIndex(name: string, start: string | string[] | null, end: string | string[] | null = null): Promise<SoledadDocument[]> {
+    return this.read(() => this.db.getRangeFromIndex(name, start, end).map((d) => this.attach(d)));
   }
 
   /** Every distinct key tuple in an index. */
@@ -300,9 +350,15 @@ export class Soledad extends EventEmitter<SoledadEvents> {
     this.writes.flush();
     if (this.synchronizer?.syncing) await this.synchronizer.sync().catch(() => undefined);
     this.closed = true;
+    await this.blobManager?.close();
     this.db.close();
     this.secrets.close();
     await this.http?.close();
+  }
+
+  /** Bind the attachment methods (seed `IDocumentWithAttachment`) to a document this store hands out. */
+  private attach(doc: Document): SoledadDocument {
+    return withAttachments(doc, this.attachmentHost);
   }
 
   private write<T>(run: () => T): Promise<T> {

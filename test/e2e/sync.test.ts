@@ -251,3 +251,43 @@ describe('two devices through a real server process', () => {
     await b.close();
   });
 });
+
+describe('blobs and attachments through the facade', () => {
+  it('the seed attachment example works on device A and the attachment reaches device B', async () => {
+    const { AttachmentStates } = await import('../../src/index.js');
+    const user = await newUser();
+    const a = await Soledad.open(device(user, 'a'));
+    const doc = await a.createDoc({ title: 'with attachment' });
+    assert.equal(await doc.getAttachmentState(), AttachmentStates.NONE);
+    assert.equal(await doc.isDirty(), false);
+    const payload = randomBytes(300_000);
+    await doc.putAttachment(payload);
+    assert.ok((await doc.getAttachmentState()) & AttachmentStates.LOCAL);
+    assert.equal(await doc.isDirty(), true);
+    await a.putDoc(doc);
+    assert.equal(await doc.isDirty(), false);
+    await doc.uploadAttachment();
+    assert.equal(await doc.getAttachmentState(), AttachmentStates.SYNCED);
+    await a.sync();
+
+    const b = await Soledad.open(device(user, 'b'));
+    await b.sync();
+    const onB = (await b.getDoc(doc.docId))!;
+    assert.equal(onB.content?.['blob_id'], doc.content?.['blob_id']);
+    assert.equal(await onB.getAttachmentState(), AttachmentStates.REMOTE);
+    await onB.downloadAttachment();
+    const chunks: Buffer[] = [];
+    for await (const c of await onB.getAttachment()) chunks.push(Buffer.from(c as Uint8Array));
+    assert.deepEqual(Buffer.concat(chunks), payload);
+
+    // A plain blob put on A is listed and fetched on B.
+    await a.blobs.put('blob-one', 'hello blob');
+    assert.deepEqual(((await b.blobs.remoteList()) as string[]).sort(), [String(doc.content?.['blob_id']), 'blob-one'].sort());
+    await b.blobs.sync();
+    const got: Buffer[] = [];
+    for await (const c of await b.blobs.get('blob-one')) got.push(Buffer.from(c as Uint8Array));
+    assert.equal(Buffer.concat(got).toString(), 'hello blob');
+    await a.close();
+    await b.close();
+  });
+});
