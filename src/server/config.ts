@@ -1,7 +1,7 @@
 /**
  * Server configuration: the `[soledad-server]` section of the INI file of Soledad 0.10 (fact sheet §5a, seed
  * 001 "Configuring") plus its environment variables, and this port's additions (`backend`, `data_dir`,
- * `tls_cert`, `tls_key`, `quota_bytes`).
+ * `tls_cert`, `tls_key`, `quota_bytes`, the `incoming_*` options and the `[incoming-namespaces]` section).
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -68,6 +68,26 @@ export interface ServerConfig {
   readonly tlsCertPath: string | null;
   /** TLS private key (PEM): env `PRIVKEY_PATH` or option `tls_key`. */
   readonly tlsKeyPath: string | null;
+  /**
+   * Option `incoming_processing_threshold` (the seed's `PROCESSING_THRESHOLD`): how long a replica's reservation of
+   * an incoming message holds without renewal before the message returns to `PENDING`. A duration: `600`, `600s`,
+   * `10m`, `1500ms` (default 10 minutes).
+   */
+  readonly incomingProcessingThresholdMs: number;
+  /**
+   * Option `incoming_max_failures`: after this many failures reported by distinct client versions, an incoming
+   * message is permanently failed and no client retries it (default 3).
+   */
+  readonly incomingMaxFailures: number;
+  /** Option `incoming_quota_tolerance`: bytes a delivery may go over the user's quota (default 0). */
+  readonly incomingQuotaToleranceBytes: number;
+  /** Option `incoming_delete_permanently_failed`: delete a message once it is permanently failed (default false). */
+  readonly incomingDeletePermanentlyFailed: boolean;
+  /**
+   * Section `[incoming-namespaces]`: `<service> = NS1, NS2` lists the namespaces a trusted app (a service of the
+   * services tokens file) may deliver to. A service not listed may deliver only to `MX`.
+   */
+  readonly incomingNamespaces: ReadonlyMap<string, readonly string[]>;
   /** Options present in the section that this server does not know (reported, not fatal, as the original). */
   readonly unknownOptions: readonly string[];
 }
@@ -88,7 +108,11 @@ const KNOWN_OPTIONS = [
   'postgres_url', 'postgres_schema',
   'couch_url', 'create_cmd', 'admin_netrc', 'batching', 'blobs', 'blobs_path', 'concurrent_blob_writes',
   'services_tokens_file', 'backend', 'data_dir', 'tls_cert', 'tls_key', 'quota_bytes',
+  'incoming_processing_threshold', 'incoming_max_failures', 'incoming_quota_tolerance', 'incoming_delete_permanently_failed',
 ];
+
+/** Section listing the namespaces each trusted app may deliver to. */
+export const INCOMING_NAMESPACES_SECTION = 'incoming-namespaces';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -148,6 +172,11 @@ export function loadConfig(env: Env, fileText?: string): ServerConfig {
     logToStdout: nonEmpty(env['SOLEDAD_LOG_TO_STDOUT']) !== undefined,
     tlsCertPath,
     tlsKeyPath,
+    incomingProcessingThresholdMs: parseDuration('incoming_processing_threshold', opt('incoming_processing_threshold'), 600_000),
+    incomingMaxFailures: parseInteger('incoming_max_failures', opt('incoming_max_failures'), 3, 1),
+    incomingQuotaToleranceBytes: parseSize('incoming_quota_tolerance', opt('incoming_quota_tolerance'), 0),
+    incomingDeletePermanentlyFailed: parseBool('incoming_delete_permanently_failed', opt('incoming_delete_permanently_failed'), false),
+    incomingNamespaces: readIncomingNamespaces(fileText),
     unknownOptions: Object.keys(section).filter((k) => !KNOWN_OPTIONS.includes(k)),
   };
 }
@@ -211,6 +240,40 @@ function readSecurity(text: string | undefined): DatabaseSecurity {
     admins: list('admins', []),
     adminsRoles: list('admins_roles', []),
   };
+}
+
+function readIncomingNamespaces(text: string | undefined): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  let section: unknown;
+  try {
+    section = text === undefined ? undefined : (parseIni(text) as Record<string, unknown>)[INCOMING_NAMESPACES_SECTION];
+  } catch {
+    return out; // readSection already reported a malformed file
+  }
+  if (typeof section !== 'object' || section === null) return out;
+  for (const [service, value] of Object.entries(section as Record<string, unknown>)) {
+    if (typeof value !== 'string') throw new ConfigError(`[${INCOMING_NAMESPACES_SECTION}] ${service}: expected a comma-separated list of namespaces`);
+    const names = value.split(',').map((x) => x.trim()).filter((x) => x !== '');
+    for (const ns of names) {
+      // The blob name rule (VALID_BLOB_NAME): anything else could never be delivered to.
+      if (!/^[a-zA-Z0-9_-]+$/.test(ns)) throw new ConfigError(`[${INCOMING_NAMESPACES_SECTION}] ${service}: invalid namespace "${ns}"`);
+    }
+    out.set(service, names);
+  }
+  return out;
+}
+
+const DURATION_UNITS: Record<string, number> = { '': 1000, ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000 };
+
+/** A duration in milliseconds: plain seconds (`600`) or digits with a unit (`1500ms`, `30s`, `10m`, `1h`). */
+function parseDuration(key: string, v: string | undefined, dflt: number): number {
+  const s = nonEmpty(v);
+  if (s === undefined) return dflt;
+  const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(s);
+  const unit = m === null ? undefined : DURATION_UNITS[m[2]!.toLowerCase()];
+  const n = m === null || unit === undefined ? NaN : Math.round(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new ConfigError(`${key}: expected a duration like 600, 600s, 10m or 1500ms, got "${s}"`);
+  return n;
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

@@ -28,6 +28,11 @@ export function toSoledadError(err: unknown): SoledadError {
   if (err instanceof SoledadError) return err;
   const status = typeof err === 'object' && err !== null ? (err as { statusCode?: unknown }).statusCode : undefined;
   const message = err instanceof Error ? err.message : undefined;
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  // The client went away mid-body: its fault, not a server failure (and nobody is left to read the answer).
+  if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || message === 'aborted') {
+    return new BadRequestError('Request aborted by the client', { cause: err });
+  }
   if (typeof status === 'number' && status >= 400 && status < 500) {
     if (status === 413) return new PayloadTooLargeError(message, { cause: err });
     if (status === 404) return new NotFoundError(message, { cause: err });
@@ -61,7 +66,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     const error = toSoledadError(err);
     releaseUnreadBody(request, reply);
     if (error.status >= 500) {
-      request.log.error({ err: describeForLog(err) }, 'request failed');
+      request.log.error({ error: describeForLog(err) }, 'request failed');
     } else {
       request.log.info({ code: error.code, status: error.status }, 'request refused');
     }

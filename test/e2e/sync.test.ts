@@ -277,7 +277,7 @@ describe('blobs and attachments through the facade', () => {
     assert.equal(await onB.getAttachmentState(), AttachmentStates.REMOTE);
     await onB.downloadAttachment();
     const chunks: Buffer[] = [];
-    for await (const c of await onB.getAttachment()) chunks.push(Buffer.from(c as Uint8Array));
+    for await (const c of (await onB.getAttachment())!) chunks.push(Buffer.from(c as Uint8Array));
     assert.deepEqual(Buffer.concat(chunks), payload);
 
     // A plain blob put on A is listed and fetched on B.

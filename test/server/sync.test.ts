@@ -323,3 +323,37 @@ describe('ensure with create_cmd', () => {
     }
   });
 });
+
+describe('a client that disconnects mid-upload', () => {
+  it('leaves nothing stored and the database unlocked', async () => {
+    const s = await makeServer();
+    const { request } = await import('undici');
+    const { PassThrough } = await import('node:stream');
+    try {
+      const address = await s.app.listen({ host: '127.0.0.1', port: 0 });
+      const h = header({ ensure: true });
+      const es = entries([
+        { id: 'D-1', rev: 'replicaA:1', content: '{"raw": "1"}', gen: 1 },
+        { id: 'D-2', rev: 'replicaA:1', content: '{"raw": "2"}', gen: 2 },
+      // Each entry claims to end its batch, so the first one is flushed into the upload's transaction at once.
+      ]).map((e) => ({ ...e, number_of_docs: 1, doc_idx: 1 }));
+      const full = [...encodeSyncPut(h, es)].join('');
+      const body = new PassThrough();
+      const pending = request(`${address}${URL_A}`, {
+        method: 'POST', body, headers: { authorization: s.auth.alice, 'content-type': CONTENT_TYPE_SYNC_PUT },
+      });
+      // Everything but the final "]": both documents are already applied inside the upload's transaction.
+      body.write(full.slice(0, -3));
+      await new Promise((r) => setTimeout(r, 300));
+      body.destroy(new Error('client gone'));
+      await assert.rejects(pending);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(await generation(s), 0);
+      const res = await upload(s, URL_A, h, es);
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal(await generation(s), 2);
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -7,6 +7,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { BlobFlag, BlobOrder } from '../../common/protocol/blobs.js';
+import type { JsonObject } from '../../common/u1db/json.js';
 
 /** Addresses one blob: owner, namespace and id. */
 export interface BlobRef {
@@ -30,6 +31,11 @@ export interface BlobPutOptions {
   flags?: readonly BlobFlag[];
   /** Aborts the write; nothing stays visible. */
   signal?: AbortSignal;
+  /**
+   * Bytes this write may go over the quota (default 0): the incoming box's `incoming_quota_tolerance`, so that a
+   * delivery for a user just under the limit is not bounced.
+   */
+  quotaTolerance?: number;
 }
 
 /** What {@link BlobStore.put} stored. */
@@ -86,6 +92,26 @@ export interface BlobListOptions {
   offset?: number;
   /** Return at most this many results. */
   limit?: number;
+  /** Only blobs of at most this many bytes (the incoming box's `size_limit`). */
+  maxSize?: number;
+  /**
+   * Only blobs carrying at least one of these flags; together with {@link filterFlag}, blobs carrying either
+   * (the incoming box's `include_processing=true`: `PENDING` or `PROCESSING`).
+   */
+  anyFlag?: readonly string[];
+  /** Leave out blobs carrying any of these flags (the incoming box's `include_processing=false`). */
+  excludeFlags?: readonly string[];
+}
+
+/**
+ * A blob's flags together with its metadata record: a small JSON object kept beside the flags, invisible to the
+ * original API, where the incoming box keeps who reserved a message, when, and which versions failed on it.
+ */
+export interface BlobState {
+  /** The flags. */
+  flags: BlobFlag[];
+  /** The metadata record, `null` when none was written. Deleting the blob deletes it. */
+  meta: JsonObject | null;
 }
 
 /** Qualifiers of {@link BlobStore.count}. */
@@ -162,6 +188,12 @@ export interface BlobStore {
    * `update` throws, so a caller can build compare-and-set transitions (the incoming box's reservations).
    */
   updateFlags(ref: BlobRef, update: (current: BlobFlag[]) => readonly BlobFlag[] | null): Promise<BlobFlag[]>;
+  /**
+   * {@link updateFlags} over flags and metadata together: one atomic read-modify-write (across processes for a
+   * shared engine). `update` returns the new state, or `null` to leave it (the call then only reads); its result
+   * is returned. Throws what `update` throws; `BlobNotFoundError` if missing.
+   */
+  updateState(ref: BlobRef, update: (current: BlobState) => BlobState | null): Promise<BlobState>;
   /** Delete a blob, leaving a deletion marker; `BlobNotFoundError` if missing. */
   delete(ref: BlobRef): Promise<void>;
   /** Ids of a user's blobs in a namespace, with every qualifier of the listing API. */

@@ -1,7 +1,7 @@
 /**
  * The filesystem blob store, with the original's layout (fact sheet §5b):
  * `<root>/<user>/<namespace>/<id[0]>/<id[0:3]>/<id[0:6]>/<id>`, beside it `<id>.flags` (JSON list) and, once
- * deleted, `<id>.deleted`.
+ * deleted, `<id>.deleted`; and, once the incoming box wrote one, the metadata record `<id>.meta` (JSON object).
  *
  * Crash safety: content is written to a hidden temporary file in the same directory, synced, and then hard-linked
  * to its final name (`link` fails if the name exists, so two racing writers cannot both win and nothing is ever
@@ -29,6 +29,7 @@ import type {
   BlobPutResult,
   BlobRef,
   BlobStat,
+  BlobState,
   BlobStore,
   BlobStoreStats,
   BlobUsage,
@@ -37,6 +38,7 @@ import type {
 } from '../blob-types.js';
 import { KeyedMutex, Semaphore } from '../../../common/concurrency.js';
 import { UsageTracker } from './usage.js';
+import type { JsonObject } from '../../../common/u1db/json.js';
 
 /** The original's default quota: 200 × 1024 KiB. */
 export const DEFAULT_BLOB_QUOTA_BYTES = 200 * 1024 * 1024;
@@ -46,6 +48,7 @@ export const DEFAULT_CONCURRENT_BLOB_WRITES = 50;
 const TAG_LENGTH = 16;
 const FLAGS_SUFFIX = '.flags';
 const DELETED_SUFFIX = '.deleted';
+const META_SUFFIX = '.meta';
 const TMP_SUFFIX = '.tmp';
 
 /**
@@ -161,7 +164,7 @@ export class FsBlobStore implements BlobStore {
     try {
       // Cheap early answer before any byte is read; the link below is what really decides.
       if (await exists(path)) throw new BlobAlreadyExistsError(`Blob already exists: ${ref.blobId}`);
-      reservation = await this.usageTracker.reserve(ref.user, declared ?? 0);
+      reservation = await this.usageTracker.reserve(ref.user, declared ?? 0, options.quotaTolerance ?? 0);
       await mkdir(dir, { recursive: true });
       tmp = join(dir, tmpName(ref.blobId));
       fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
@@ -199,6 +202,8 @@ export class FsBlobStore implements BlobStore {
           if (await exists(path)) throw new BlobAlreadyExistsError(`Blob already exists: ${ref.blobId}`);
           await rename(tmpPath, path);
         }
+        // A record left by a delete that crashed midway must not describe the new blob.
+        await unlinkIfExists(path + META_SUFFIX);
         if (options.flags !== undefined && options.flags.length > 0) await this.writeFlagsFile(path, options.flags);
         await unlinkIfExists(path + DELETED_SUFFIX);
       });
@@ -214,11 +219,15 @@ export class FsBlobStore implements BlobStore {
   }
 
   private async writeFlagsFile(blobPath: string, flags: readonly string[]): Promise<void> {
-    const target = blobPath + FLAGS_SUFFIX;
+    await this.replaceFile(blobPath + FLAGS_SUFFIX, formatFlags(flags));
+  }
+
+  /** Replace a small file atomically (temporary file, then rename). */
+  private async replaceFile(target: string, text: string): Promise<void> {
     const dir = target.slice(0, target.lastIndexOf(sep));
     const tmp = join(dir, tmpName(target.slice(dir.length + 1)));
     try {
-      await writeFile(tmp, formatFlags(flags), { mode: 0o600 });
+      await writeFile(tmp, text, { mode: 0o600 });
       await rename(tmp, target);
     } catch (err) {
       await unlinkIfExists(tmp).catch(() => undefined);
@@ -239,6 +248,22 @@ export class FsBlobStore implements BlobStore {
       return Array.isArray(value) ? value.filter(isBlobFlag) : [];
     } catch {
       return [];
+    }
+  }
+
+  private async readMetaFile(blobPath: string): Promise<JsonObject | null> {
+    let text: string;
+    try {
+      text = await readFile(blobPath + META_SUFFIX, 'utf8');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return null;
+      throw err;
+    }
+    try {
+      const value: unknown = JSON.parse(text);
+      return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : null;
+    } catch {
+      return null;
     }
   }
 
@@ -268,6 +293,27 @@ export class FsBlobStore implements BlobStore {
     });
   }
 
+  /** {@inheritDoc BlobStore.updateState} */
+  async updateState(ref: BlobRef, update: (current: BlobState) => BlobState | null): Promise<BlobState> {
+    const { path } = this.blobPath(ref);
+    await this.usageTracker.usage(ref.user);
+    return this.locks.run(this.lockKey(ref), async () => {
+      if (!(await exists(path))) throw new BlobNotFoundError(`Blob doesn't exist: ${ref.blobId}`);
+      const current: BlobState = { flags: await this.readFlagsFile(path), meta: await this.readMetaFile(path) };
+      const next = update({ flags: [...current.flags], meta: current.meta === null ? null : structuredClone(current.meta) });
+      if (next === null) return current;
+      for (const f of next.flags) if (!isBlobFlag(f)) throw new InvalidFlagsError(`Invalid flag: ${String(f)}`);
+      // The record first: a crash between the two writes leaves the flags as they were, which is what the incoming
+      // box reads first (a record that says more than the flags is ignored).
+      if (JSON.stringify(next.meta) !== JSON.stringify(current.meta)) {
+        if (next.meta === null) await unlinkIfExists(path + META_SUFFIX);
+        else await this.replaceFile(path + META_SUFFIX, JSON.stringify(next.meta));
+      }
+      if (formatFlags(next.flags) !== formatFlags(current.flags)) await this.writeFlagsFile(path, next.flags);
+      return { flags: [...next.flags], meta: next.meta === null ? null : structuredClone(next.meta) };
+    });
+  }
+
   /** {@inheritDoc BlobStore.delete} */
   async delete(ref: BlobRef): Promise<void> {
     const { path } = this.blobPath(ref);
@@ -286,6 +332,7 @@ export class FsBlobStore implements BlobStore {
       await writeFile(path + DELETED_SUFFIX, '', { mode: 0o600 });
       await unlink(path);
       await unlinkIfExists(path + FLAGS_SUFFIX);
+      await unlinkIfExists(path + META_SUFFIX);
       this.usageTracker.subtract(ref.user, size);
     });
   }
@@ -359,24 +406,37 @@ export class FsBlobStore implements BlobStore {
   /** {@inheritDoc BlobStore.list} */
   async list(user: string, options: BlobListOptions): Promise<string[]> {
     let items = await this.scan(user, options.namespace, options.deleted === true);
-    if (options.filterFlag !== undefined) {
-      const flag = options.filterFlag;
+    const wanted = [...(options.filterFlag === undefined ? [] : [options.filterFlag]), ...(options.anyFlag ?? [])];
+    const selecting = options.filterFlag !== undefined || options.anyFlag !== undefined;
+    const excluded = options.excludeFlags ?? [];
+    if (selecting || excluded.length > 0) {
       // A deletion marker has no flags file (as in the original): filtering deleted ids yields nothing.
-      const keep = await Promise.all(items.map(async ([, p]) => (await this.readFlagsFile(p)).includes(flag as BlobFlag)));
+      const keep = await Promise.all(items.map(async ([, p]) => {
+        const flags: readonly string[] = await this.readFlagsFile(p);
+        if (selecting && !flags.some((f) => wanted.includes(f))) return false;
+        return !flags.some((f) => excluded.includes(f));
+      }));
       items = items.filter((_, i) => keep[i]);
     }
     let ids: string[];
-    if (options.order !== undefined) {
+    if (options.order !== undefined || options.maxSize !== undefined) {
+      const maxSize = options.maxSize;
       const dated = await Promise.all(items.map(async ([id, p]) => {
         try {
-          return { id, t: (await stat(p, { bigint: true })).mtimeNs };
+          const st = await stat(p, { bigint: true });
+          if (maxSize !== undefined && st.size > BigInt(maxSize)) return null;
+          return { id, t: st.mtimeNs };
         } catch {
           return null; // deleted meanwhile
         }
       }));
       const present = dated.filter((d): d is { id: string; t: bigint } => d !== null);
-      const dir = options.order === 'asc' ? 1 : -1;
-      present.sort((a, b) => (a.t < b.t ? -dir : a.t > b.t ? dir : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      if (options.order !== undefined) {
+        const dir = options.order === 'asc' ? 1 : -1;
+        present.sort((a, b) => (a.t < b.t ? -dir : a.t > b.t ? dir : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      } else {
+        present.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      }
       ids = present.map((d) => d.id);
     } else {
       ids = items.map(([id]) => id).sort();

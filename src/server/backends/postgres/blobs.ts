@@ -11,8 +11,9 @@
  * rows of `blob_reservations`, leases that lapse if their process dies. Reserving locks the user's usage row, so
  * racing writers in any number of processes never pass the limit together.
  *
- * Flags live in a `text[]` column; {@link PgBlobStore.updateFlags} reads and writes them under the row lock,
- * which is what a compare-and-set (the incoming box's reservations) needs.
+ * Flags live in a `text[]` column and the metadata record in a `jsonb` one; {@link PgBlobStore.updateFlags} and
+ * {@link PgBlobStore.updateState} read and write them under the row lock, which is what a compare-and-set (the
+ * incoming box's reservations) needs, across any number of server processes.
  */
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -28,6 +29,7 @@ import type {
   BlobPutResult,
   BlobRef,
   BlobStat,
+  BlobState,
   BlobStore,
   BlobStoreStats,
   BlobUsage,
@@ -35,6 +37,7 @@ import type {
   QuotaReservation,
 } from '../blob-types.js';
 import type { PgDatabase, Queryable } from './connection.js';
+import type { JsonObject } from '../../../common/u1db/json.js';
 
 /** The original's default quota: 200 MiB per user. */
 export const PG_DEFAULT_BLOB_QUOTA_BYTES = 200 * 1024 * 1024;
@@ -255,7 +258,8 @@ export class PgBlobStore implements BlobStore {
     let contentId: number | undefined;
     try {
       if ((await this.stat(ref)) !== null) throw new BlobAlreadyExistsError(`Blob already exists: ${ref.blobId}`);
-      res = await this.reserveRow(ref.user, declared ?? 0, 0);
+      const tolerance = options.quotaTolerance ?? 0;
+      res = await this.reserveRow(ref.user, declared ?? 0, tolerance);
       contentId = (await this.db.query<{ id: number }>(
         'INSERT INTO blob_contents (chunk_size) VALUES ($1) RETURNING id', [this.chunkBytes])).rows[0]!.id;
       let held = declared ?? 0;
@@ -309,10 +313,10 @@ export class PgBlobStore implements BlobStore {
         await c.query('INSERT INTO blob_usage (user_id, used) VALUES ($1, 0) ON CONFLICT (user_id) DO NOTHING', [ref.user]);
         await c.query('SELECT used FROM blob_usage WHERE user_id = $1 FOR UPDATE', [ref.user]);
         const ins = await c.query(
-          `INSERT INTO blobs (user_id, namespace, blob_id, content_id, size, created_at, flags, deleted)
-           VALUES ($1, $2, $3, $4, $5, clock_timestamp(), $6::text[], false)
+          `INSERT INTO blobs (user_id, namespace, blob_id, content_id, size, created_at, flags, deleted, meta)
+           VALUES ($1, $2, $3, $4, $5, clock_timestamp(), $6::text[], false, NULL)
            ON CONFLICT (user_id, namespace, blob_id) DO UPDATE SET content_id = excluded.content_id, size = excluded.size,
-             created_at = excluded.created_at, flags = excluded.flags, deleted = false
+             created_at = excluded.created_at, flags = excluded.flags, deleted = false, meta = NULL
            WHERE blobs.deleted`,
           [ref.user, ref.namespace, ref.blobId, content, written, [...(options.flags ?? [])]],
         );
@@ -356,6 +360,25 @@ export class PgBlobStore implements BlobStore {
     });
   }
 
+  async updateState(ref: BlobRef, update: (current: BlobState) => BlobState | null): Promise<BlobState> {
+    checkRef(ref);
+    return this.db.transaction(async (c) => {
+      const r = await c.query<{ flags: string[]; meta: JsonObject | null }>(
+        'SELECT flags, meta FROM blobs WHERE user_id = $1 AND namespace = $2 AND blob_id = $3 AND NOT deleted FOR UPDATE',
+        [ref.user, ref.namespace, ref.blobId],
+      );
+      const row = r.rows[0];
+      if (row === undefined) throw notFound(ref);
+      const current: BlobState = { flags: row.flags.filter(isBlobFlag), meta: isObject(row.meta) ? row.meta : null };
+      const next = update({ flags: [...current.flags], meta: current.meta === null ? null : structuredClone(current.meta) });
+      if (next === null) return current;
+      checkFlags(next.flags);
+      await c.query('UPDATE blobs SET flags = $4::text[], meta = $5::jsonb WHERE user_id = $1 AND namespace = $2 AND blob_id = $3',
+        [ref.user, ref.namespace, ref.blobId, [...next.flags], next.meta === null ? null : JSON.stringify(next.meta)]);
+      return { flags: [...next.flags], meta: next.meta === null ? null : structuredClone(next.meta) };
+    });
+  }
+
   async delete(ref: BlobRef): Promise<void> {
     checkRef(ref);
     await this.db.transaction(async (c) => {
@@ -368,7 +391,7 @@ export class PgBlobStore implements BlobStore {
       const row = r.rows[0];
       if (row === undefined) throw notFound(ref);
       await c.query(
-        `UPDATE blobs SET deleted = true, content_id = NULL, flags = '{}', size = 0, created_at = clock_timestamp()
+        `UPDATE blobs SET deleted = true, content_id = NULL, flags = '{}', meta = NULL, size = 0, created_at = clock_timestamp()
          WHERE user_id = $1 AND namespace = $2 AND blob_id = $3`,
         [ref.user, ref.namespace, ref.blobId],
       );
@@ -418,9 +441,17 @@ export class PgBlobStore implements BlobStore {
     if (!isValidBlobName(options.namespace)) throw new BadRequestError('Invalid namespace');
     const values: unknown[] = [user, options.namespace, options.deleted === true];
     let sql = 'SELECT blob_id FROM blobs WHERE user_id = $1 AND namespace = $2 AND deleted = $3';
-    if (options.filterFlag !== undefined) {
-      values.push(options.filterFlag);
-      sql += ` AND $${values.length} = ANY(flags)`;
+    if (options.filterFlag !== undefined || options.anyFlag !== undefined) {
+      values.push([...(options.filterFlag === undefined ? [] : [options.filterFlag]), ...(options.anyFlag ?? [])]);
+      sql += ` AND flags && $${values.length}::text[]`;
+    }
+    if (options.excludeFlags !== undefined && options.excludeFlags.length > 0) {
+      values.push([...options.excludeFlags]);
+      sql += ` AND NOT (flags && $${values.length}::text[])`;
+    }
+    if (options.maxSize !== undefined) {
+      values.push(options.maxSize);
+      sql += ` AND size <= $${values.length}`;
     }
     // Ids compare as bytes (COLLATE "C") whatever the database's locale, as the filesystem engine sorts them.
     if (options.order === 'asc') sql += ' ORDER BY created_at ASC, blob_id COLLATE "C"';
@@ -464,6 +495,10 @@ export class PgBlobStore implements BlobStore {
     // Let queued reservation writes land before the pool goes away.
     while (this.pendingOps.size > 0) await Promise.race([...this.pendingOps.values(), delay(50)]);
   }
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 class PgBlobHandle implements BlobHandle {

@@ -7,7 +7,16 @@ import { BackendNotReadyError } from '../../../common/errors.js';
 import type { PgDatabase, Queryable } from './connection.js';
 
 /** The schema version this build reads and writes. */
-export const PG_SCHEMA_VERSION = '1';
+export const PG_SCHEMA_VERSION = '2';
+
+/**
+ * Upgrades from an older version this build knows, applied in order at start-up under the schema lock. Each one
+ * is additive, so a server of the previous version keeps working on the upgraded tables until it is replaced.
+ */
+const UPGRADES: ReadonlyArray<{ from: string; to: string; ddl: string }> = [
+  // 2: the metadata record beside a blob's flags (the incoming box's reservations and failures).
+  { from: '1', to: '2', ddl: 'ALTER TABLE blobs ADD COLUMN IF NOT EXISTS meta jsonb' },
+];
 
 /** Arbitrary constant naming the advisory lock taken while the schema is created. */
 const SCHEMA_LOCK_KEY = 0x50_1e_da_d0;
@@ -85,6 +94,8 @@ CREATE TABLE blobs (
   created_at timestamptz NOT NULL,
   flags text[] NOT NULL DEFAULT '{}',
   deleted boolean NOT NULL DEFAULT false,
+  -- The incoming box's record (reservation, failures); NULL for ordinary blobs.
+  meta jsonb,
   PRIMARY KEY (user_id, namespace, blob_id)
 );
 CREATE INDEX blobs_by_date ON blobs (user_id, namespace, created_at);
@@ -132,8 +143,9 @@ function refuse(version: string, schema: string): never {
 export async function ensurePgSchema(db: PgDatabase): Promise<PgSchemaState> {
   const found = await readVersion(db, db.schema);
   if (found !== null) {
-    if (found !== PG_SCHEMA_VERSION) refuse(found, db.schema);
-    return { created: false, version: found };
+    if (found === PG_SCHEMA_VERSION) return { created: false, version: found };
+    if (!UPGRADES.some((u) => u.from === found)) refuse(found, db.schema);
+    return upgrade(db);
   }
   return db.transaction(async (c) => {
     await c.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_KEY]);
@@ -147,6 +159,23 @@ export async function ensurePgSchema(db: PgDatabase): Promise<PgSchemaState> {
     await c.query(DDL);
     await c.query("INSERT INTO soledad_meta (key, value) VALUES ('schema_version', $1)", [PG_SCHEMA_VERSION]);
     return { created: true, version: PG_SCHEMA_VERSION };
+  });
+}
+
+/** Bring an older schema to {@link PG_SCHEMA_VERSION}, one step at a time, in one transaction. */
+async function upgrade(db: PgDatabase): Promise<PgSchemaState> {
+  return db.transaction(async (c) => {
+    await c.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_KEY]);
+    await c.query(`SET LOCAL search_path TO ${db.schema}`);
+    let version = await readVersion(c, db.schema);
+    for (const step of UPGRADES) {
+      if (version !== step.from) continue;
+      await c.query(step.ddl);
+      await c.query("UPDATE soledad_meta SET value = $1 WHERE key = 'schema_version'", [step.to]);
+      version = step.to;
+    }
+    if (version !== PG_SCHEMA_VERSION) refuse(version ?? '', db.schema);
+    return { created: false, version };
   });
 }
 
