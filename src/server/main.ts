@@ -12,9 +12,9 @@ import { generate } from 'selfsigned';
 import { ConfigError } from '../common/errors.js';
 import { buildServicesApp, buildUsersApp, type BlobsService } from './app.js';
 import { readServicesTokens } from './auth/services-tokens.js';
-import { fsBlobsService } from './routes/blobs.js';
-import { userDbName } from '../common/protocol/paths.js';
-import { openConfiguredBackend } from './backends/index.js';
+import { blobsService } from './routes/blobs.js';
+import { blobStoreOf, openConfiguredBackend } from './backends/index.js';
+import { IncomingService } from './incoming/service.js';
 import type { Backend } from './backends/types.js';
 import type { ServerConfig } from './config.js';
 import { SERVER_VERSION } from './version.js';
@@ -179,16 +179,30 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const services = await readServicesTokens(config.servicesTokensFile);
   if (!services.found) logger.warn({ file: config.servicesTokensFile }, 'services tokens file not found: the Services API refuses everyone');
   const backend = await openBackend(config);
-  // Blobs (issue 5): the filesystem store under blobs_path, its quota shared with the user's documents.
-  const blobs = options.blobs ?? (config.blobs
-    ? fsBlobsService(config, (uuid) => backend.documents.usageBytes(userDbName(uuid))).service
-    : undefined);
+  // Blobs: the engine's own store (PostgreSQL) or files under blobs_path; one quota with the user's documents.
+  const blobStore = options.blobs === undefined && config.blobs ? blobStoreOf(backend, config) : undefined;
+  // The incoming box (issue 6) lives in the same store: the Services API delivers into it, the Users API's blob
+  // routes list and reserve from it.
+  const incoming = blobStore === undefined ? undefined : new IncomingService({
+    store: blobStore,
+    processingThresholdMs: config.incomingProcessingThresholdMs,
+    maxFailures: config.incomingMaxFailures,
+    quotaToleranceBytes: config.incomingQuotaToleranceBytes,
+    deletePermanentlyFailed: config.incomingDeletePermanentlyFailed,
+    namespaces: config.incomingNamespaces,
+  });
+  const blobs = options.blobs ?? (blobStore === undefined ? undefined : blobsService(blobStore, incoming === undefined ? {} : { incoming }));
+  // A store the backend owns is closed by backend.close(); the filesystem one is ours to close.
+  const closeStores = async (): Promise<void> => {
+    if (blobStore !== undefined && blobStore !== backend.blobs) await blobStore.close();
+    await backend.close();
+  };
 
   const users = buildUsersApp({
     config, backend, logger, https: { cert: tls.cert, key: tls.key },
     ...(blobs === undefined ? {} : { blobs }),
   });
-  const local = buildServicesApp({ servicesTokens: services.tokens, logger });
+  const local = buildServicesApp({ servicesTokens: services.tokens, logger, ...(incoming === undefined ? {} : { incoming }) });
   const usersHost = options.usersHost ?? '0.0.0.0';
   const servicesHost = options.servicesHost ?? '127.0.0.1';
   try {
@@ -196,7 +210,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     await local.listen({ host: servicesHost, port: config.localServicesPort });
   } catch (err) {
     await Promise.allSettled([users.close(), local.close()]);
-    await backend.close();
+    await closeStores();
     throw err;
   }
   const usersPort = (users.server.address() as { port: number }).port;
@@ -241,7 +255,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         } finally {
           clearTimeout(timer);
           clearInterval(sweeper);
-          await backend.close();
+          await closeStores();
         }
       })();
       return closing;
