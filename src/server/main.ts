@@ -228,7 +228,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   print(`TLS certificate${tls.generated ? ' (self-signed, generated now)' : ''}: ${tls.certPath}`);
   print(`  SHA-256 fingerprint: ${tls.fingerprint256}`);
   print('Create a user token (the user database is created on first sync):');
-  print(`  ${envPrefix}soledad-server token add --uuid ${randomUUID().replace(/-/g, '')}`);
+  print(`  ${envPrefix}npx soledad-server token add --uuid ${randomUUID().replace(/-/g, '')}`);
 
   const grace = options.shutdownGraceMs ?? 10_000;
   let closing: Promise<void> | undefined;

@@ -61,7 +61,7 @@ describe('TLS listener', () => {
     const text = lines.join('\n');
     assert.ok(text.includes(fp));
     assert.ok(text.includes(server.usersUrl) && text.includes(server.servicesUrl));
-    assert.match(text, new RegExp(`SOLEDAD_DATA_DIR=${dataDir} soledad-server token add --uuid [0-9a-f]{32}`));
+    assert.match(text, new RegExp(`SOLEDAD_DATA_DIR=${dataDir} npx soledad-server token add --uuid [0-9a-f]{32}`));
     assert.match(server.usersUrl, /^https:\/\/127\.0\.0\.1:\d+\/$/);
     assert.match(server.servicesUrl, /^http:\/\/127\.0\.0\.1:\d+\/$/);
   });
