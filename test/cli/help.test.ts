@@ -33,6 +33,7 @@ describe('soledad --help', () => {
       'init', 'recover', 'sync', 'status', 'passphrase change', 'recovery-code create',
       'doc create', 'doc get', 'doc put', 'doc delete', 'doc list', 'doc conflicts', 'doc resolve',
       'index create', 'index list', 'index delete', 'index query', 'index keys', 'index count', 'index range',
+      'blob put', 'blob get', 'blob list', 'blob flags', 'blob delete', 'blob sync', 'attach put', 'attach get',
     ]) {
       assert.ok(names.has(expected), `missing command: soledad ${expected}`);
     }

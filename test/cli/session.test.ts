@@ -5,10 +5,10 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { startServerProcess, type ServerProcess } from '../e2e/server-process.js';
 import { lines, runSoledad, type CliResult } from './run-cli.js';
 
@@ -130,6 +130,49 @@ describe('a whole session through the soledad CLI against a real server', () => 
     );
   });
 
+  it('blob round trip between devices, with transfer progress as plain lines', async () => {
+    const file = join(configDir, 'photo.bin');
+    const data = randomBytes(1_500_000);
+    writeFileSync(file, data);
+    const put = ok(await sol('laptop', ['blob', 'put', file, '--id', 'photo-1']), 'blob put');
+    assert.equal(put.stdout, 'photo-1\n');
+    const progress = lines(put.stderr).filter((l) => l.startsWith('upload '));
+    assert.match(progress[0]!, /^upload photo-1: 0 B \/ 1\.4 MiB \(0%\)$/);
+    assert.match(progress.at(-1)!, /^upload photo-1: 1\.4 MiB \/ 1\.4 MiB \(100%\)$/);
+    assert.doesNotMatch(put.stderr, /[\r\x1b]/);
+
+    assert.deepEqual(json<string[]>(ok(await sol('phone', ['blob', 'list', '--json']), 'blob list')), ['photo-1']);
+    const out = join(configDir, 'photo-copy.bin');
+    const got = ok(await sol('phone', ['blob', 'get', 'photo-1', '-o', out]), 'blob get');
+    assert.match(got.stderr, /^download photo-1: 1\.4 MiB \/ 1\.4 MiB \(100%\)$/m);
+    assert.ok(readFileSync(out).equals(data), 'the blob arrives intact');
+    assert.equal(statSync(out).mode & 0o777, 0o600, 'decrypted output is private');
+    const local = json<Array<{ id: string; status: string }>>(ok(await sol('phone', ['blob', 'list', '--local', '--json']), 'list --local'));
+    assert.deepEqual(local.map((b) => [b.id, b.status]), [['photo-1', 'SYNCED']]);
+
+    ok(await sol('phone', ['blob', 'flags', 'photo-1', '--set', 'PROCESSED']), 'flags --set');
+    assert.deepEqual(json<{ flags: string[] }>(ok(await sol('laptop', ['blob', 'flags', 'photo-1', '--json']), 'flags')).flags, ['PROCESSED']);
+    const again = await sol('laptop', ['blob', 'put', file, '--id', 'photo-1']);
+    assert.equal(again.code, 1);
+    assert.match(lines(again.stderr).at(-1)!, /^BlobAlreadyExistsError: .+ — /);
+
+    ok(await sol('laptop', ['doc', 'create', '{"subject":"with a scan"}', '--id', 'scan-doc']), 'create scan-doc');
+    const attached = ok(await sol('laptop', ['attach', 'put', 'scan-doc', file, '--json']), 'attach put');
+    const blobId = (JSON.parse(attached.stdout) as { blobId: string }).blobId;
+    ok(await sol('laptop', ['sync']), 'sync laptop');
+    ok(await sol('phone', ['sync']), 'sync phone');
+    const scan = join(configDir, 'scan-copy.bin');
+    const fetched = ok(await sol('phone', ['attach', 'get', 'scan-doc', scan]), 'attach get');
+    assert.match(fetched.stderr, new RegExp(`^download ${blobId}: .*\\(100%\\)$`, 'm'));
+    assert.ok(readFileSync(scan).equals(data), 'the attachment arrives intact');
+
+    ok(await sol('laptop', ['blob', 'delete', 'photo-1']), 'blob delete');
+    assert.deepEqual(json<string[]>(ok(await sol('phone', ['blob', 'list', '--json']), 'list after delete')), [blobId]);
+    ok(await sol('laptop', ['doc', 'delete', 'scan-doc']), 'delete scan-doc');
+    ok(await sol('laptop', ['sync']), 'sync laptop');
+    ok(await sol('phone', ['sync']), 'sync phone');
+  });
+
   it('a conflict shows up on one device and is resolved from the command line', async () => {
     ok(await sol('laptop', ['doc', 'put', 'note-1', '{"subject":"laptop edit"}']), 'put laptop');
     ok(await sol('phone', ['doc', 'put', 'note-1', '{"subject":"phone edit"}']), 'put phone');
@@ -179,7 +222,9 @@ describe('a whole session through the soledad CLI against a real server', () => 
     const s = json<{
       reachable: boolean; serverVersion?: string; lastSync: { ok: boolean } | null; localGeneration: number;
       docs: number; conflicts: number; quota: { used: number; limit: number } | null;
+      pendingBlobs: { upload: number; download: number };
     }>(ok(await sol('laptop', ['status', '--json']), 'status'));
+    assert.deepEqual(s.pendingBlobs, { upload: 0, download: 0 });
     assert.equal(s.reachable, true);
     assert.equal(typeof s.serverVersion, 'string');
     assert.equal(s.lastSync?.ok, true);

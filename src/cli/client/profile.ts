@@ -72,9 +72,13 @@ export interface Profile {
 
 /** Absolute paths of a profile's files. */
 export interface ProfilePaths {
+  /** `profile.json`. */
   profile: string;
+  /** The storage secrets file. */
   secrets: string;
+  /** The documents database. */
   database: string;
+  /** `state.json`. */
   state: string;
 }
 
@@ -259,11 +263,17 @@ export interface LastSync {
   ok: boolean;
   /** Error name when it failed. */
   error?: string;
+  /** Documents uploaded. */
   docsSent: number;
+  /** Documents downloaded and applied. */
   docsReceived: number;
+  /** Downloaded documents that conflicted with local ones. */
   docsConflicted: number;
+  /** Upload bytes. */
   bytesSent: number;
+  /** Download bytes. */
   bytesReceived: number;
+  /** How long it took (ms). */
   durationMs: number;
   /** Local generation after the sync. */
   localGeneration: number;
@@ -271,6 +281,7 @@ export interface LastSync {
 
 /** What `state.json` holds. */
 export interface ProfileState {
+  /** The last `soledad sync`, successful or not. */
   lastSync?: LastSync;
 }
 

@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { SERVER_VERSION } from '../../server/version.js';
+import { registerBlobCommands } from './blobs.js';
 import { registerDocCommands } from './docs.js';
 import { debugDetails, errorLine, exitCodeOf } from './errors.js';
 import { withExamples } from './help.js';
@@ -81,6 +82,7 @@ export function buildProgram(io: CliIo): Command {
   registerDocCommands(program, io);
   registerIndexCommands(program, io);
   registerSyncCommand(program, io);
+  registerBlobCommands(program, io);
   registerSecretsCommands(program, io);
   registerStatusCommand(program, io);
 

@@ -77,26 +77,27 @@ class BarSyncView implements SyncProgressView {
   constructor(out: Output) {
     this.multi = new MultiBar({
       stream: out.io.stderr,
-      format: ' {dir} {bar} {value}/{totalText} docs  {bytes}  {phase}',
+      format: ' {dir} {bar} {done}/{totalText} docs  {bytes}  {phase}',
       hideCursor: true,
       clearOnComplete: false,
       barsize: 24,
       fps: 10,
     }, Presets.shades_classic);
-    this.up = this.multi.create(1, 0, { dir: 'up  ', totalText: '0', bytes: formatBytes(0), phase: 'info' });
-    this.down = this.multi.create(1, 0, { dir: 'down', totalText: '?', bytes: formatBytes(0), phase: '' });
+    this.up = this.multi.create(1, 0, { dir: 'up  ', done: '0', totalText: '?', bytes: formatBytes(0), phase: 'info' });
+    this.down = this.multi.create(1, 0, { dir: 'down', done: '0', totalText: '?', bytes: formatBytes(0), phase: '' });
   }
 
   update(p: SyncProgress): void {
-    this.up.setTotal(Math.max(1, p.docsToSend));
-    this.up.update(p.docsSent, { totalText: String(p.docsToSend), bytes: formatBytes(p.bytesSent), phase: p.phase });
-    const total = p.docsToReceive ?? 0;
-    this.down.setTotal(Math.max(1, total, p.docsReceived));
-    this.down.update(p.docsReceived, {
-      totalText: p.docsToReceive === null ? '?' : String(p.docsToReceive),
-      bytes: formatBytes(p.bytesReceived),
-      phase: '',
-    });
+    BarSyncView.draw(this.up, p.docsSent, p.docsToSend, { bytes: formatBytes(p.bytesSent), phase: p.phase });
+    BarSyncView.draw(this.down, p.docsReceived, p.docsToReceive, { bytes: formatBytes(p.bytesReceived), phase: '' });
+  }
+
+  /** A bar of `done` out of `total` documents; nothing to do (total 0) draws as complete. */
+  private static draw(bar: SingleBar, done: number, total: number | null, payload: { bytes: string; phase: string }): void {
+    const known = total ?? 0;
+    const barTotal = Math.max(1, known, done);
+    bar.setTotal(barTotal);
+    bar.update(total === 0 ? barTotal : done, { ...payload, done: String(done), totalText: total === null ? '?' : String(total) });
   }
 
   finish(): void {
@@ -123,9 +124,13 @@ export function syncProgressView(out: Output, now: () => number = Date.now): Syn
 
 /** One blob transfer's state, as the blob manager reports it. */
 export interface TransferState {
+  /** Which way. */
   direction: 'upload' | 'download';
+  /** The blob. */
   blobId: string;
+  /** Bytes moved so far. */
   bytesDone: number;
+  /** Bytes in all, when known. */
   bytesTotal: number | undefined;
 }
 

@@ -16,22 +16,32 @@ export const STATUS_TIMEOUT_MS = 5000;
 
 /** What `soledad status --json` prints. */
 export interface StatusReport {
+  /** Profile name. */
   profile: string;
+  /** Profile directory. */
   dir: string;
+  /** The user's uuid. */
   uuid: string;
+  /** Server base URL. */
   server: string;
   /** `GET /` answered; with the server's version and whether it offers blobs. */
   reachable: boolean;
+  /** The server's version, from `GET /`. */
   serverVersion?: string;
+  /** Whether the server offers blobs, from `GET /`. */
   serverBlobs?: boolean;
   /** Why the server is unreachable (an error name). */
   serverError?: string;
+  /** The last sync from `state.json`, `null` before the first. */
   lastSync: LastSync | null;
+  /** The local database generation. */
   localGeneration: number;
+  /** Live documents. */
   docs: number;
+  /** Documents with conflicts. */
   conflicts: number;
-  /** Blobs waiting to be uploaded or downloaded; `null` when this build has no blobs. */
-  pendingBlobs: { upload: number; download: number } | null;
+  /** Blobs waiting to be uploaded or downloaded. */
+  pendingBlobs: { upload: number; download: number };
   /** `GET /quota/<uuid>`, or `null` when the server does not offer it or did not answer. */
   quota: { used: number; limit: number } | null;
 }
@@ -82,12 +92,10 @@ async function probeServer(profile: Profile): Promise<ServerFacts> {
   }
 }
 
-/** Pending blob counts, when the facade has blobs; `null` otherwise. */
+/** Pending blob counts from the local blobs database. */
 async function pendingBlobs(sol: Soledad): Promise<StatusReport['pendingBlobs']> {
-  const blobs = (sol as unknown as { blobs?: { syncProgress(): Promise<Partial<Record<string, number>>> } }).blobs;
-  if (blobs === undefined) return null;
-  const p = await blobs.syncProgress();
-  return { upload: p['PENDING_UPLOAD'] ?? 0, download: p['PENDING_DOWNLOAD'] ?? 0 };
+  const p = await sol.blobs.syncProgress();
+  return { upload: p.PENDING_UPLOAD ?? 0, download: p.PENDING_DOWNLOAD ?? 0 };
 }
 
 function statusLines(r: StatusReport): string[] {
@@ -100,7 +108,7 @@ function statusLines(r: StatusReport): string[] {
     `local generation: ${r.localGeneration}`,
     `documents:        ${r.docs}`,
     `conflicts:        ${r.conflicts}`,
-    `pending blobs:    ${r.pendingBlobs === null ? 'n/a' : `${r.pendingBlobs.upload} to upload, ${r.pendingBlobs.download} to download`}`,
+    `pending blobs:    ${r.pendingBlobs.upload} to upload, ${r.pendingBlobs.download} to download`,
     `quota:            ${r.quota === null ? 'unknown' : `${formatBytes(r.quota.used)} used of ${formatBytes(r.quota.limit)}`}`,
   ];
 }
