@@ -177,6 +177,15 @@ export class Soledad extends EventEmitter<SoledadEvents> {
     return this.blobManager;
   }
 
+  /**
+   * Where the storage secrets came from at open: the local file, the server's recovery document, freshly
+   * generated, or a recovery code. `generated` on a device that expected existing data usually means a mistyped
+   * passphrase (the server held no secrets under it).
+   */
+  get secretsSource(): 'local' | 'remote' | 'generated' | 'recovered' {
+    return this.secrets.source;
+  }
+
   /** This replica's uid (a hex string chosen when the database was created). */
   get replicaUid(): string {
     return this.db.replicaUid;

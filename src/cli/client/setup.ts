@@ -107,7 +107,17 @@ export function registerSetupCommands(program: Command, io: CliIo): void {
       const s = await prepare(ctx, opts);
       const passphrase = await readSecret(io, { envVar: PASSPHRASE_ENV, prompt: `Passphrase for ${s.uuid}: `, confirm: s.previous === undefined });
       const settings = { server: s.server, uuid: s.uuid, token: s.token, ...(s.ca !== undefined ? { ca: s.ca } : {}) };
-      const profile = await createProfile(ctx, settings, (o) => Soledad.open(o), passphrase);
+      let generated = false;
+      const profile = await createProfile(ctx, settings, async (o) => {
+        const sol = await Soledad.open(o);
+        generated = sol.secretsSource === 'generated';
+        return sol;
+      }, passphrase);
+      if (generated) {
+        // The server held no secrets under this passphrase: fine on a first device, a typo on any other.
+        ctx.out.note('new storage secrets were generated (first device of this user). If this user already has ' +
+          "a device, the passphrase was mistyped: delete this profile and run 'soledad init' again");
+      }
       ctx.out.result({ profile: profile.name, dir: profile.dir, uuid: profile.data.uuid, server: profile.data.server },
         () => `initialized profile '${profile.name}' for ${profile.data.uuid} in ${profile.dir}`);
       ctx.out.note("next: 'soledad sync' to exchange documents with the server");
