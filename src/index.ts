@@ -12,6 +12,7 @@ export { Document } from './common/u1db/document.js';
 export { BlobManager } from './client/blobs/blob-manager.js';
 export { AttachmentStates, ATTACHMENT_KEY } from './client/blobs/attachments.js';
 
+export { IncomingBox } from './client/incoming/incoming-box.js';
 export * from './common/errors.js';
 
 export type { SoledadOptions, RecoverOptions, SoledadEvents, SoledadDocument } from './client/soledad.js';
@@ -23,3 +24,8 @@ export type {
 } from './client/blobs/blob-manager.js';
 export type { AttachmentState, DocumentWithAttachments } from './client/blobs/attachments.js';
 export type { BlobSyncStatus } from './client/blobs/local-store.js';
+export type {
+  IncomingBoxConsumer, IncomingBoxOptions, IncomingBoxEvents, IncomingSummary, IncomingItemInfo, IncomingEvent,
+  RegisterOptions,
+} from './client/incoming/incoming-box.js';
+export type { ReservationState, IncomingListQuery, IncomingFailure, IncomingEncryption } from './common/protocol/incoming.js';

@@ -16,6 +16,7 @@ import type { SyncProgress, SyncStats } from './sync/synchronizer.js';
 import { WriteQueue } from './write-queue.js';
 import { BlobManager } from './blobs/blob-manager.js';
 import { withAttachments, type AttachmentHost, type DocumentWithAttachments } from './blobs/attachments.js';
+import { IncomingBox } from './incoming/incoming-box.js';
 
 /** Options of {@link Soledad.open}; the names follow the original constructor. */
 export interface SoledadOptions {
@@ -76,6 +77,7 @@ export class Soledad extends EventEmitter<SoledadEvents> {
   private readonly http: HttpClient | undefined;
   private readonly synchronizer: Synchronizer | undefined;
   private readonly blobManager: BlobManager | undefined;
+  private readonly incomingBox: IncomingBox | undefined;
   private readonly attachmentHost: AttachmentHost;
   private closed = false;
 
@@ -96,6 +98,10 @@ export class Soledad extends EventEmitter<SoledadEvents> {
     if (http !== undefined) {
       this.synchronizer = new Synchronizer({ db, http, uuid, remoteSecret: secrets.secrets.remoteSecret });
       this.synchronizer.on('progress', (p: SyncProgress) => this.emit('sync-progress', p));
+      this.incomingBox = new IncomingBox({
+        http, uuid, replicaId: db.replicaUid, remoteSecret: secrets.secrets.remoteSecret,
+        syncDocuments: () => this.sync(),
+      });
     }
   }
 
@@ -162,6 +168,19 @@ export class Soledad extends EventEmitter<SoledadEvents> {
       await http?.close();
       throw err;
     }
+  }
+
+  /**
+   * The incoming box: payloads a trusted app (a mail MX) delivered for this user, processed by registered
+   * consumers exactly once across the user's devices. Needs `serverUrl` and `authToken`.
+   *
+   * @example
+   * sol.incoming.register(consumer, { namespace: 'MX' });
+   * const { processed, failed } = await sol.incoming.processOnce();
+   */
+  get incoming(): IncomingBox {
+    if (!this.incomingBox) throw new NotSupportedError('The incoming box needs serverUrl and authToken');
+    return this.incomingBox;
   }
 
   /**
@@ -356,6 +375,7 @@ export class Soledad extends EventEmitter<SoledadEvents> {
   /** Commit pending writes, close the database, drop keys from memory. Safe to call twice. */
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.incomingBox?.close();
     this.writes.flush();
     if (this.synchronizer?.syncing) await this.synchronizer.sync().catch(() => undefined);
     this.closed = true;

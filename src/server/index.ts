@@ -25,6 +25,8 @@ export { startServer, openBackend, createLogger, loadOrCreateTls, installSignalH
 export { buildUsersApp, buildServicesApp } from './app.js';
 export { loadConfig, readConfig, DEFAULT_CONFIG_FILE, CONFIG_SECTION } from './config.js';
 export { SERVER_VERSION } from './version.js';
+export { IncomingService, decideTransition } from './incoming/service.js';
+export { registerIncomingRoutes } from './routes/incoming.js';
 
 // ---- authentication helpers ----
 export { parseServicesTokens, readServicesTokens } from './auth/services-tokens.js';
@@ -36,6 +38,7 @@ export { openSqliteBackend } from './backends/sqlite/index.js';
 export { decidePutIfNewer, decidePutDoc, decideDeleteDoc, validateSource, validateGenAndTransId, KeyedMutex } from './backends/common.js';
 
 export type { StartServerOptions, RunningServer, TlsSetup } from './main.js';
+export type { IncomingServiceOptions, TransitionRequest } from './incoming/service.js';
 export type { UsersAppDeps, ServicesAppDeps, BlobsService, TlsMaterial } from './app.js';
 export type { ServerConfig, BackendName } from './config.js';
 export type { ServicesTokens } from './auth/services-tokens.js';
