@@ -1,4 +1,4 @@
-/** Benchmark results: one row per scenario, printed as a table and written as JSON. */
+/** Benchmark results: one row per scenario, printed as a table and written as JSON, then the targets. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -9,11 +9,15 @@ export interface ScenarioResult {
   /** What we compare against in the same run, if anything. */
   baseline_name?: string;
   baseline_ms?: number;
+  /** The physical limit of the same work measured in the same run (AES-GCM + SQLite writes + loopback TLS), ms. */
+  limit_ms?: number;
   /** Other figures (docs/s, MB/s, peak RSS …). */
   extra?: Record<string, number | string>;
+  /** Targets this scenario is held to, and whether this run met them. */
+  checks?: Array<{ what: string; ok: boolean }>;
 }
 
-/** Print the table and write `bench/results/<date>.json`; returns the JSON path. */
+/** Print the table and the targets, write `bench/results/<date>.json`; returns the JSON path. */
 export function report(results: ScenarioResult[], meta: Record<string, unknown>): string {
   const rows = results.map((r) => ({
     scenario: r.name,
@@ -21,9 +25,18 @@ export function report(results: ScenarioResult[], meta: Record<string, unknown>)
     baseline: r.baseline_name ?? '',
     'baseline ms': r.baseline_ms !== undefined ? r.baseline_ms.toFixed(1) : '',
     ratio: r.baseline_ms !== undefined ? (r.ours_ms / r.baseline_ms).toFixed(2) : '',
-    extra: r.extra ? Object.entries(r.extra).map(([k, v]) => `${k}=${v}`).join(' ') : '',
+    '× limit': r.limit_ms !== undefined ? (r.ours_ms / r.limit_ms).toFixed(2) : '',
   }));
   console.table(rows);
+  for (const r of results) {
+    if (r.extra === undefined) continue;
+    console.log(`${r.name}: ${Object.entries(r.extra).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  }
+  const checks = results.flatMap((r) => r.checks ?? []);
+  if (checks.length > 0) {
+    console.log(`\nTargets: ${checks.filter((c) => c.ok).length} of ${checks.length} met`);
+    for (const c of checks) console.log(`  ${c.ok ? 'met    ' : 'NOT MET'}  ${c.what}`);
+  }
   const dir = join(import.meta.dirname, 'results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);

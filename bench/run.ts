@@ -1,24 +1,73 @@
 /**
- * `npm run bench [-- --quick]`: every figure is measured in the same run as what it is compared with, so a noisy
- * machine still compares fairly. Results: a table on stdout and bench/results/<date>.json.
+ * `npm run bench [-- --quick]`: every figure is measured in the same run as what it is compared with (PouchDB
+ * replicating the same data, the physical limit of the same bytes), so a noisy machine still compares fairly.
+ * Results: a table, the targets met or not, and bench/results/<date>.json.
+ *
+ * `--only=local,sync,initial,blobs,incoming,scale` runs a subset (for profiling one part).
  */
-import { cpus } from 'node:os';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { startServerProcess } from '../test/e2e/server-process.js';
+import { runBlobScenarios } from './blobs.js';
+import { runIncomingScenarios } from './incoming.js';
+import { PhysicalLimit } from './limit.js';
 import { runLocalDbScenarios } from './local-db.js';
 import { report, type ScenarioResult } from './report.js';
-import { runSyncScenarios, seedScenarios } from './sync.js';
-import { runBlobScenarios } from './blobs.js';
+import { runScaleScenario } from './scale.js';
+import { initialSyncScenario, runSyncScenarios, seedScenarios } from './sync.js';
 
-const args = new Set(process.argv.slice(2));
-if (args.has('--help') || args.has('-h')) {
-  console.log('Usage: npm run bench [-- --quick]\n  --quick  small sizes (CI smoke)\nWrites bench/results/<date>.json.');
+const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(`Usage: npm run bench [-- --quick] [-- --only=local,sync,initial,blobs,incoming,scale]
+  --quick  smaller sizes (CI smoke, under two minutes)
+Writes bench/results/<date>.json.`);
   process.exit(0);
 }
-const quick = args.has('--quick');
+const quick = args.includes('--quick');
+const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const wanted = (part: string): boolean => only === undefined || only.includes(part);
 
+/** A certificate like the server's own (same key type), kept aside for the limit's TLS sink. */
+async function certificate(dir: string): Promise<{ certFile: string; keyFile: string }> {
+  const server = await startServerProcess();
+  try {
+    const certFile = join(dir, 'cert.pem');
+    const keyFile = join(dir, 'key.pem');
+    copyFileSync(server.certFile, certFile);
+    copyFileSync(join(server.dataDir, 'tls', 'server.key'), keyFile);
+    return { certFile, keyFile };
+  } finally {
+    await server.stop();
+  }
+}
+
+// The 1-minute load average when the run started: other work on the machine slows every side alike, but say so.
+const loadBefore = loadavg()[0];
+const t0 = performance.now();
 const results: ScenarioResult[] = [];
-results.push(...(await runLocalDbScenarios(quick ? 100 : 1000, 10 * 1024)));
-results.push(...(await runSyncScenarios(seedScenarios(quick ? 0.1 : 1))));
-results.push(...(await runBlobScenarios(quick)));
+const tlsDir = mkdtempSync(join(tmpdir(), 'soledad-bench-cert-'));
+let limit: PhysicalLimit | null = null;
+try {
+  const tls = await certificate(tlsDir);
+  if (wanted('sync') || wanted('initial')) limit = await PhysicalLimit.start(tls.certFile, tls.keyFile);
+  if (wanted('local')) results.push(...(await runLocalDbScenarios(quick ? 100 : 1000, 10 * 1024)));
+  if (wanted('sync')) results.push(...(await runSyncScenarios(seedScenarios(quick ? 0.1 : 1), limit, tls)));
+  if (wanted('initial')) results.push(...(await runSyncScenarios([initialSyncScenario(quick ? 1000 : 10_000)], limit, tls)));
+  if (wanted('blobs')) results.push(...(await runBlobScenarios(quick)));
+  if (wanted('incoming')) results.push(...(await runIncomingScenarios(quick)));
+  if (wanted('scale')) {
+    results.push(await runScaleScenario(quick
+      ? { clients: 100, docs: 10, size: 10 * 1024, processes: 4 }
+      : { clients: 100, docs: 100, size: 10 * 1024, processes: 4 }));
+  }
+} finally {
+  await limit?.stop();
+  rmSync(tlsDir, { recursive: true, force: true });
+}
 
-const file = report(results, { quick, node: process.version, cpus: cpus().length, date: new Date().toISOString() });
+const file = report(results, {
+  quick, node: process.version, cpus: cpus().length, memory_GB: Math.round(totalmem() / 2 ** 30),
+  load_before: loadBefore, date: new Date().toISOString(), duration_s: Math.round((performance.now() - t0) / 1000),
+});
 console.log(`wrote ${file}`);

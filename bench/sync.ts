@@ -1,102 +1,189 @@
 /**
- * The seed's sync scenarios over real TLS on loopback against a real `soledad-server` process (embedded backend):
- * upload (device A, fresh server) and download (a new device B) timed separately, with docs/s, MB/s and peak RSS.
+ * The document scenarios over real TLS on loopback against a real `soledad-server` process (embedded backend):
+ * upload (device A, fresh server) and download (a new device B) timed separately, each side by side with PouchDB
+ * replicating the same data to a CouchDB-protocol server, and with the physical limit of the same bytes.
+ * The 10,000 × 5 KB scenario's download is the initial sync of a fresh device; it is followed by a no-op sync of
+ * the 10,000 unchanged documents, whose requests are counted.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { HttpClient } from '../src/client/http/client.js';
 import { Soledad, type SoledadOptions } from '../src/index.js';
 import { startServerProcess } from '../test/e2e/server-process.js';
+import type { PhysicalLimit } from './limit.js';
+import { runPouchScenario } from './pouch.js';
 import type { ScenarioResult } from './report.js';
+import { mb, measure, ms, payload, ProcWatch, type Measured } from './util.js';
 
 export interface SyncScenario {
   name: string;
   /** Sizes of the documents' payloads in bytes. */
   sizes: number[];
+  /** Label of the download row (default `sync download <name>`). */
+  downloadLabel?: string;
+  /** Follow the download with a no-op sync of the same device. */
+  noop?: boolean;
 }
 
-/** The seed's scenarios (10 MB each), optionally scaled down for a smoke run. */
+/** The seed's scenarios (10 MB each), optionally scaled down for a smoke run (the names give the real counts). */
 export function seedScenarios(scale = 1): SyncScenario[] {
   const n = (count: number) => Math.max(1, Math.round(count * scale));
   return [
-    { name: '20 × 500 KB', sizes: Array(n(20)).fill(500 * 1024) },
-    { name: '100 × 100 KB', sizes: Array(n(100)).fill(100 * 1024) },
-    { name: '1000 × 10 KB', sizes: Array(n(1000)).fill(10 * 1024) },
-    { name: '60 × 15 KB + 1 × 1 MB', sizes: [...Array(n(60)).fill(15 * 1024), 1024 * 1024] },
+    { name: `${n(20)} × 500 KB`, sizes: Array(n(20)).fill(500 * 1024) },
+    { name: `${n(100)} × 100 KB`, sizes: Array(n(100)).fill(100 * 1024) },
+    { name: `${n(1000)} × 10 KB`, sizes: Array(n(1000)).fill(10 * 1024) },
+    { name: `${n(60)} × 15 KB + 1 × 1 MB`, sizes: [...Array(n(60)).fill(15 * 1024), 1024 * 1024] },
   ];
 }
 
-/** Samples this process's RSS while `fn` runs and returns the peak growth over the starting value. */
-async function withRssPeak<T>(fn: () => Promise<T>): Promise<{ value: T; rssGrowth: number }> {
-  global.gc?.();
-  const start = process.memoryUsage.rss();
-  let peak = start;
-  const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage.rss()); }, 5);
-  try {
-    const value = await fn();
-    peak = Math.max(peak, process.memoryUsage.rss());
-    return { value, rssGrowth: peak - start };
-  } finally {
-    clearInterval(timer);
-  }
+/** A fresh device's first sync of a mailbox: `count` documents of 5 KB (the seed's median mail), then a no-op sync. */
+export function initialSyncScenario(count: number): SyncScenario {
+  return {
+    name: `${count} × 5 KB`,
+    sizes: Array(count).fill(5 * 1024),
+    downloadLabel: `initial sync of a fresh device, ${count} × 5 KB`,
+    noop: true,
+  };
 }
 
-const MB = 1024 * 1024;
+// Every request the client library makes goes through HttpClient.request: count them (benchmark only).
+let requestCount = 0;
+const originalRequest = HttpClient.prototype.request;
+HttpClient.prototype.request = function countedRequest(this: HttpClient, req) {
+  requestCount += 1;
+  return originalRequest.call(this, req);
+};
 
-export async function runSyncScenarios(scenarios: SyncScenario[]): Promise<ScenarioResult[]> {
+/**
+ * Run the scenarios: ours, PouchDB's, and the physical limit of each.
+ *
+ * @example
+ * results.push(...(await runSyncScenarios(seedScenarios(1), limit, { certFile, keyFile })));
+ */
+export async function runSyncScenarios(
+  scenarios: SyncScenario[],
+  limit: PhysicalLimit | null,
+  tls: { certFile: string; keyFile: string },
+): Promise<ScenarioResult[]> {
   const results: ScenarioResult[] = [];
   for (const scenario of scenarios) {
-    const server = await startServerProcess();
+    const bodies = scenario.sizes.map(payload);
+    const bytes = scenario.sizes.reduce((x, y) => x + y, 0);
+    const docs = scenario.sizes.length;
+    // One certificate for our server, the peer's and the limit's TLS sink: same TLS work on every side.
+    const server = await startServerProcess(`tls_cert = ${tls.certFile}\ntls_key = ${tls.keyFile}\n`);
+    const watch = new ProcWatch(server.pid()!);
     const work = mkdtempSync(join(tmpdir(), 'soledad-bench-sync-'));
+    let ours: {
+      up: Measured<number>;
+      down: Measured<number>;
+      upServer: { cpuMs: number; rssPeak: number };
+      downServer: { cpuMs: number; rssPeak: number };
+      noop?: { ms: number; cpuMs: number; serverCpuMs: number; requests: number; bytesSent: number; bytesReceived: number };
+    };
     try {
       const uuid = randomUUID().replace(/-/g, '');
       const token = await server.token(uuid);
       const opts = (name: string): SoledadOptions => ({
         uuid, passphrase: 'bench', secretsPath: join(work, name, 'soledad.json'), localDbPath: join(work, name, 'soledad.u1db'),
-        serverUrl: server.url, certFile: server.certFile, authToken: token,
+        serverUrl: server.url, certFile: tls.certFile, authToken: token,
       });
       const a = await Soledad.open(opts('a'));
-      await Promise.all(scenario.sizes.map((size) => a.createDoc({ body: randomBytes(Math.ceil(size * 0.75)).toString('base64').slice(0, size) })));
-      const bytes = scenario.sizes.reduce((x, y) => x + y, 0);
-      const docs = scenario.sizes.length;
-
-      const t0 = performance.now();
-      const up = await withRssPeak(() => a.sync());
-      const uploadMs = performance.now() - t0;
-      const serverRssUp = server.peakRss();
+      await Promise.all(bodies.map((body) => a.createDoc({ body })));
+      const up = await watch.during(() => measure(() => a.sync()));
       await a.close();
 
       const b = await Soledad.open(opts('b'));
-      const t1 = performance.now();
-      const down = await withRssPeak(() => b.sync());
-      const downloadMs = performance.now() - t1;
+      const down = await watch.during(() => measure(() => b.sync()));
       if ((await b.getAllDocs()).docs.length !== docs) throw new Error('download incomplete');
+      ours = {
+        up: up.value, down: down.value,
+        upServer: { cpuMs: up.cpuMs, rssPeak: up.rssPeak }, downServer: { cpuMs: down.cpuMs, rssPeak: down.rssPeak },
+      };
+      if (scenario.noop === true) {
+        const before = requestCount;
+        const noop = await watch.during(() => measure(() => b.sync()));
+        const stats = b.syncStats()!;
+        if (!stats.upToDate) throw new Error('the no-op sync was not up to date');
+        ours.noop = {
+          ms: noop.value.ms, cpuMs: noop.value.cpuMs, serverCpuMs: noop.cpuMs, requests: requestCount - before,
+          bytesSent: stats.bytesSent, bytesReceived: stats.bytesReceived,
+        };
+      }
       await b.close();
-
-      results.push({
-        name: `sync upload ${scenario.name}`,
-        ours_ms: uploadMs,
-        extra: {
-          docs_per_s: Math.round((docs / uploadMs) * 1000),
-          MB_per_s: Number(((bytes / MB) / (uploadMs / 1000)).toFixed(1)),
-          client_rss_growth_MB: Number((up.rssGrowth / MB).toFixed(1)),
-          server_peak_rss_MB: serverRssUp === undefined ? 'n/a' : Number((serverRssUp / MB).toFixed(1)),
-        },
-      });
-      results.push({
-        name: `sync download ${scenario.name}`,
-        ours_ms: downloadMs,
-        extra: {
-          docs_per_s: Math.round((docs / downloadMs) * 1000),
-          MB_per_s: Number(((bytes / MB) / (downloadMs / 1000)).toFixed(1)),
-          client_rss_growth_MB: Number((down.rssGrowth / MB).toFixed(1)),
-          server_peak_rss_MB: (() => { const r = server.peakRss(); return r === undefined ? 'n/a' : Number((r / MB).toFixed(1)); })(),
-        },
-      });
     } finally {
-      await server.stop();
+      await server.stop().catch(() => undefined);
       rmSync(work, { recursive: true, force: true });
+    }
+
+    const pouch = await runPouchScenario(bodies, tls, { noop: scenario.noop === true });
+    const lim = limit === null ? null : await limit.measure(scenario.sizes);
+
+    const row = (
+      name: string,
+      o: { ms: number; cpuMs: number; rssGrowth: number },
+      srv: { cpuMs: number; rssPeak: number },
+      p: { ms: number; cpuMs: number; rssGrowth: number },
+      pSrv: { cpuMs: number; rssPeak: number },
+    ): ScenarioResult => ({
+      name,
+      ours_ms: o.ms,
+      baseline_name: 'PouchDB → pouchdb-server (no encryption)',
+      baseline_ms: p.ms,
+      ...(lim === null ? {} : { limit_ms: lim.sum_ms }),
+      extra: {
+        docs_per_s: Math.round((docs / o.ms) * 1000),
+        MB_per_s: Number(((bytes / (1024 * 1024)) / (o.ms / 1000)).toFixed(1)),
+        client_cpu_ms: ms(o.cpuMs),
+        server_cpu_ms: ms(srv.cpuMs),
+        client_rss_growth_MB: mb(o.rssGrowth),
+        server_peak_rss_MB: mb(srv.rssPeak),
+        pouch_client_cpu_ms: ms(p.cpuMs),
+        pouch_server_cpu_ms: ms(pSrv.cpuMs),
+        pouch_client_rss_growth_MB: mb(p.rssGrowth),
+        pouch_server_peak_rss_MB: mb(pSrv.rssPeak),
+      },
+      checks: [
+        { what: `${name}: encrypted sync at least as fast as PouchDB (ratio ≤ 1.0)`, ok: o.ms <= p.ms },
+        ...(lim === null ? [] : [{ what: `${name}: within 3× of the physical limit`, ok: o.ms <= 3 * lim.sum_ms }]),
+      ],
+    });
+    results.push(row(`sync upload ${scenario.name}`, ours.up, ours.upServer, pouch.upload, pouch.uploadServer));
+    results.push(row(scenario.downloadLabel ?? `sync download ${scenario.name}`, ours.down, ours.downServer, pouch.download,
+      pouch.downloadServer));
+    if (lim !== null) {
+      results.push({
+        name: `physical limit ${scenario.name} (${mb(bytes)} MB)`,
+        ours_ms: lim.sum_ms,
+        extra: {
+          aes_gcm_ms: ms(lim.aes_ms), sqlite_write_ms: ms(lim.sqlite_ms), tls_loopback_ms: ms(lim.tls_ms),
+          not_in_sum_sqlcipher_write_ms: ms(lim.sqlcipher_ms),
+        },
+      });
+    }
+    if (ours.noop !== undefined && pouch.noop !== undefined) {
+      const n = ours.noop;
+      results.push({
+        name: `no-op sync of ${docs} unchanged docs`,
+        ours_ms: n.ms,
+        baseline_name: 'PouchDB → pouchdb-server (no encryption)',
+        baseline_ms: pouch.noop.ms,
+        extra: {
+          requests: n.requests,
+          responses: n.requests,
+          client_cpu_ms: ms(n.cpuMs),
+          server_cpu_ms: ms(n.serverCpuMs),
+          body_bytes_sent: n.bytesSent,
+          body_bytes_received: n.bytesReceived,
+          pouch_requests: pouch.noop.requests,
+        },
+        checks: [
+          { what: 'no-op sync: 1 request each way', ok: n.requests === 1 },
+          { what: 'no-op sync: under 100 ms of work (wall, client CPU + server CPU)', ok: n.ms < 100 && n.cpuMs + n.serverCpuMs < 100 },
+        ],
+      });
     }
   }
   return results;

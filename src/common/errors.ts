@@ -146,6 +146,20 @@ export type RetriableTransferError = SoledadError;
 export const RangeNotSatisfiableError = define('RangeNotSatisfiableError', 'RANGE_NOT_SATISFIABLE', 416, 'range not satisfiable', 'Requested range not satisfiable');
 export type RangeNotSatisfiableError = SoledadError;
 
+// ---- Incoming box ----
+/**
+ * An incoming message's reservation could not change hands: another replica holds it, it is no longer pending,
+ * or this client's version already failed on it.
+ */
+export const ReservationConflictError = define('ReservationConflictError', 'RESERVATION_CONFLICT', 409, 'reservation conflict', 'The incoming message is reserved by another replica or not pending');
+export type ReservationConflictError = SoledadError;
+/** A delivery without `Content-Length`: the preamble the server adds records the payload size up front. */
+export const LengthRequiredError = define('LengthRequiredError', 'LENGTH_REQUIRED', 411, 'length required', 'Content-Length is required');
+export type LengthRequiredError = SoledadError;
+/** A consumer's `process` or `save` did not settle in time (client side; the message is marked FAILED). */
+export const ConsumerTimeoutError = define('ConsumerTimeoutError', 'CONSUMER_TIMEOUT', 504, 'consumer timeout', 'The incoming box consumer did not finish in time');
+export type ConsumerTimeoutError = SoledadError;
+
 // ---- Transport, configuration, generic ----
 export const HttpError = define('HttpError', 'HTTP_ERROR', 500, 'error', 'Unexpected HTTP response');
 export type HttpError = SoledadError;
@@ -153,6 +167,9 @@ export const ConnectionError = define('ConnectionError', 'CONNECTION', 503, 'con
 export type ConnectionError = SoledadError;
 export const PayloadTooLargeError = define('PayloadTooLargeError', 'PAYLOAD_TOO_LARGE', 413, 'request too large', 'Request body too large');
 export type PayloadTooLargeError = SoledadError;
+/** The server's storage is full (disk, file size limit or database space): nothing of the request was kept. */
+export const InsufficientStorageError = define('InsufficientStorageError', 'INSUFFICIENT_STORAGE', 507, 'insufficient storage', 'The server is out of storage space; nothing was stored');
+export type InsufficientStorageError = SoledadError;
 export const NotFoundError = define('NotFoundError', 'NOT_FOUND', 404, 'not found', 'Not found');
 export type NotFoundError = SoledadError;
 export const ConfigError = define('ConfigError', 'CONFIG', 500, 'config', 'Invalid configuration');
@@ -174,8 +191,9 @@ export const ERROR_CLASSES: readonly ErrorClass[] = [
   BrokenSyncStreamError, DatabaseClosedError, WrongPassphraseError, SecretsFileCorruptedError, SecretsNotFoundError,
   DatabaseKeyError, MacMismatchError, TamperedDocumentError, RollbackError, InvalidPreambleError,
   EncryptionSchemeNotImplementedError, BlobAlreadyExistsError, BlobNotFoundError, InvalidFlagsError,
-  QuotaExceededError, MaximumRetriesError, RetriableTransferError, RangeNotSatisfiableError, HttpError,
-  ConnectionError, PayloadTooLargeError, NotFoundError, ConfigError, NotSupportedError,
+  QuotaExceededError, MaximumRetriesError, RetriableTransferError, RangeNotSatisfiableError, ReservationConflictError,
+  LengthRequiredError, ConsumerTimeoutError, HttpError,
+  ConnectionError, PayloadTooLargeError, InsufficientStorageError, NotFoundError, ConfigError, NotSupportedError,
 ];
 
 /** The JSON body a server sends for an error: `{"error": wire, "message"?: text}`. */

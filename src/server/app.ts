@@ -11,7 +11,11 @@ import type { ServicesTokens } from './auth/services-tokens.js';
 import type { Backend } from './backends/types.js';
 import type { ServerConfig } from './config.js';
 import { runCreateCmd, type CreateCmdResult } from './create-cmd.js';
-import { installErrorHandling } from './http.js';
+import { answerFrameworkError, installErrorHandling } from './http.js';
+import { DEFAULT_LIMITS, syncConcurrencyLimit, type UsersApiLimits } from './limits.js';
+import { ForbiddenError } from '../common/errors.js';
+import type { IncomingService } from './incoming/service.js';
+import { registerIncomingRoutes } from './routes/incoming.js';
 import { registerInfoRoutes } from './routes/info.js';
 import { registerSharedRoutes } from './routes/shared.js';
 import { registerSyncRoutes } from './routes/sync.js';
@@ -61,6 +65,8 @@ export interface UsersAppDeps {
   readonly runCreateCmd?: (cmd: string, dbName: string) => Promise<CreateCmdResult>;
   /** Version reported by `GET /` (default: this package's). */
   readonly version?: string;
+  /** Connection timeouts and the per-user sync limit (defaults: {@link DEFAULT_LIMITS}). */
+  readonly limits?: UsersApiLimits;
 }
 
 function baseOptions(logger: Logger | undefined): FastifyServerOptions {
@@ -71,14 +77,25 @@ function baseOptions(logger: Logger | undefined): FastifyServerOptions {
     requestIdHeader: false,
     trustProxy: false,
     return503OnClosing: true,
+    frameworkErrors: answerFrameworkError,
   };
 }
 
-function create(logger: Logger | undefined, https: TlsMaterial | undefined): FastifyInstance {
+function create(logger: Logger | undefined, https: TlsMaterial | undefined, limits: UsersApiLimits = {}): FastifyInstance {
   const options = baseOptions(logger);
   // fastify's overloads type the https instance apart; routes only need the common surface.
   if (https === undefined) return Fastify(options);
-  const tlsOptions = { ...options, https: { key: https.key, cert: https.cert } } as unknown as FastifyHttpsOptions<HttpsServer>;
+  // Slowloris: headers must arrive within headersTimeout (Node checks every connectionsCheckingInterval), and a
+  // connection silent for bodyTimeout is closed, so a stalled upload also gives back its user database's lock.
+  const headersTimeout = limits.headersTimeoutMs ?? DEFAULT_LIMITS.headersTimeoutMs;
+  const tlsOptions = {
+    ...options,
+    connectionTimeout: limits.bodyTimeoutMs ?? DEFAULT_LIMITS.bodyTimeoutMs,
+    https: {
+      key: https.key, cert: https.cert, headersTimeout,
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(headersTimeout / 4))),
+    },
+  } as unknown as FastifyHttpsOptions<HttpsServer>;
   return Fastify(tlsOptions) as unknown as FastifyInstance;
 }
 
@@ -91,9 +108,10 @@ function create(logger: Logger | undefined, https: TlsMaterial | undefined): Fas
  * const res = await app.inject({ method: 'GET', url: '/' });
  */
 export function buildUsersApp(deps: UsersAppDeps): FastifyInstance {
-  const app = create(deps.logger, deps.https);
+  const app = create(deps.logger, deps.https, deps.limits);
   installErrorHandling(app);
   app.addHook('onRequest', usersAuthHook({ tokens: deps.backend.tokens }));
+  app.addHook('onRequest', syncConcurrencyLimit(deps.limits?.maxSyncsPerUser ?? DEFAULT_LIMITS.maxSyncsPerUser));
   const blobs = deps.blobs;
   const seenIds = deps.seenIds ?? new SeenIdsCache();
 
@@ -128,18 +146,34 @@ export interface ServicesAppDeps {
   readonly servicesTokens: ServicesTokens;
   /** Logger (pino); silent when absent. */
   readonly logger?: Logger;
+  /** The incoming box: serves `PUT /incoming/<uuid>/<id>` (without it that route answers 404). */
+  readonly incoming?: IncomingService;
+}
+
+/** Whether a peer address is the local host (IPv4 127/8, IPv6 ::1, or IPv4-mapped loopback). */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  if (address === '::1') return true;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
 }
 
 /**
- * Build the Services API (plain HTTP on 127.0.0.1). It authenticates `service:token` credentials against the
- * services tokens file; its only resource, the incoming box, joins with the incoming issue.
+ * Build the Services API (plain HTTP, listening on 127.0.0.1 only). It refuses any peer that is not the local
+ * host (403, in case it is ever bound wider), authenticates `service:token` credentials against the services
+ * tokens file, and serves the incoming box's delivery route.
  *
  * @example
- * const services = buildServicesApp({ servicesTokens: new Map([['incoming', token]]) });
+ * const services = buildServicesApp({ servicesTokens: new Map([['incoming', token]]), incoming });
  */
 export function buildServicesApp(deps: ServicesAppDeps): FastifyInstance {
   const app = create(deps.logger, undefined);
   installErrorHandling(app);
+  app.addHook('onRequest', async (request) => {
+    // The seed: "The Incoming Box MUST NOT be accessible as a public service from the outside."
+    if (!isLoopbackAddress(request.socket.remoteAddress)) throw new ForbiddenError('The Services API accepts only local connections');
+  });
   app.addHook('onRequest', servicesAuthHook({ tokens: deps.servicesTokens }));
+  if (deps.incoming !== undefined) registerIncomingRoutes(app, deps.incoming);
   return app;
 }

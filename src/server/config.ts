@@ -88,6 +88,21 @@ export interface ServerConfig {
    * services tokens file) may deliver to. A service not listed may deliver only to `MX`.
    */
   readonly incomingNamespaces: ReadonlyMap<string, readonly string[]>;
+  /**
+   * Option `headers_timeout`: how long a client may take to send the request line and headers before the
+   * connection is closed (slowloris). A duration (default 30 s).
+   */
+  readonly headersTimeoutMs: number;
+  /**
+   * Option `body_timeout`: how long a connection may stay silent in both directions (a request body that stops
+   * arriving, an idle keep-alive) before it is closed. A duration (default 120 s).
+   */
+  readonly bodyTimeoutMs: number;
+  /**
+   * Option `max_syncs_per_user`: sync requests of one user served at once; more get 503 `unavailable`, which
+   * clients retry (default 8; 0 = no limit).
+   */
+  readonly maxSyncsPerUser: number;
   /** Options present in the section that this server does not know (reported, not fatal, as the original). */
   readonly unknownOptions: readonly string[];
 }
@@ -109,6 +124,7 @@ const KNOWN_OPTIONS = [
   'couch_url', 'create_cmd', 'admin_netrc', 'batching', 'blobs', 'blobs_path', 'concurrent_blob_writes',
   'services_tokens_file', 'backend', 'data_dir', 'tls_cert', 'tls_key', 'quota_bytes',
   'incoming_processing_threshold', 'incoming_max_failures', 'incoming_quota_tolerance', 'incoming_delete_permanently_failed',
+  'headers_timeout', 'body_timeout', 'max_syncs_per_user',
 ];
 
 /** Section listing the namespaces each trusted app may deliver to. */
@@ -177,6 +193,9 @@ export function loadConfig(env: Env, fileText?: string): ServerConfig {
     incomingQuotaToleranceBytes: parseSize('incoming_quota_tolerance', opt('incoming_quota_tolerance'), 0),
     incomingDeletePermanentlyFailed: parseBool('incoming_delete_permanently_failed', opt('incoming_delete_permanently_failed'), false),
     incomingNamespaces: readIncomingNamespaces(fileText),
+    headersTimeoutMs: parseDuration('headers_timeout', opt('headers_timeout'), 30_000),
+    bodyTimeoutMs: parseDuration('body_timeout', opt('body_timeout'), 120_000),
+    maxSyncsPerUser: parseInteger('max_syncs_per_user', opt('max_syncs_per_user'), 8, 0),
     unknownOptions: Object.keys(section).filter((k) => !KNOWN_OPTIONS.includes(k)),
   };
 }

@@ -3,9 +3,11 @@
  * error body, nothing reaches a bare 500), bounded body reading, and u1db-style JSON replies.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import {
   BadRequestError,
+  InsufficientStorageError,
   NotFoundError,
   PayloadTooLargeError,
   SoledadError,
@@ -39,7 +41,32 @@ export function toSoledadError(err: unknown): SoledadError {
     return new BadRequestError(message, { cause: err });
   }
   if (status === 503) return new UnavailableError(message, { cause: err });
-  return new SoledadError('Internal server error', { cause: err });
+  return storageFailure(code, message, err) ?? new SoledadError('Internal server error', { cause: err });
+}
+
+/** errno values and engine codes that mean the storage is full: 507, the request left nothing behind. */
+const STORAGE_FULL_CODES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'SQLITE_FULL', '53100' /* PostgreSQL disk_full */]);
+
+/**
+ * A storage engine that is full or out of reach is not an internal error: the client learns it with a status it
+ * can act on (507, or 503 which clients retry) instead of a bare 500.
+ */
+function storageFailure(code: unknown, message: string | undefined, err: unknown): SoledadError | undefined {
+  if (typeof code !== 'string') {
+    // pg's errors for a connection the PostgreSQL server dropped (restart, crash) carry no code.
+    if (message !== undefined && /^Connection terminated|is not queryable/.test(message)) {
+      return new UnavailableError('The storage backend is unavailable; retry later', { cause: err });
+    }
+    return undefined;
+  }
+  if (STORAGE_FULL_CODES.has(code)) return new InsufficientStorageError(undefined, { cause: err });
+  // SQLite: a failed write or a file locked by another process; PostgreSQL: connection exceptions (class 08),
+  // shutdown or start-up in progress (57P01–57P03), too many connections (53300); an unreachable database.
+  if (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_BUSY' || /^08/.test(code) || /^57P0[123]$/.test(code) ||
+    code === '53300' || code === 'ECONNREFUSED') {
+    return new UnavailableError('The storage backend is unavailable; retry later', { cause: err });
+  }
+  return undefined;
 }
 
 /**
@@ -64,7 +91,7 @@ export function sendJson(reply: FastifyReply, status: number, body: unknown, tra
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {
     const error = toSoledadError(err);
-    releaseUnreadBody(request, reply);
+    releaseUnreadBody(request);
     if (error.status >= 500) {
       request.log.error({ error: describeForLog(err) }, 'request failed');
     } else {
@@ -80,6 +107,27 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler(async () => {
     throw new NotFoundError();
   });
+  // Any answer given before the request body was read (a GET with a body, an early refusal) drains it the same way.
+  app.addHook('onSend', async (request, _reply, payload) => {
+    if (!request.raw.complete) releaseUnreadBody(request);
+    return payload;
+  });
+}
+
+/**
+ * fastify's own refusals before routing (a URL that does not decode, an overlong parameter) skip the error handler:
+ * answer them the same way, without echoing the URL, and with the same care for a body still arriving.
+ *
+ * @example
+ * Fastify({ frameworkErrors: answerFrameworkError });
+ */
+export function answerFrameworkError(err: Error, request: FastifyRequest, reply: FastifyReply): void {
+  releaseUnreadBody(request);
+  const code = (err as { code?: unknown }).code;
+  const error = code === 'FST_ERR_BAD_URL' ? new BadRequestError('Malformed URL', { cause: err }) : toSoledadError(err);
+  request.log.info({ code: error.code, status: error.status }, 'request refused');
+  const { status, body } = toWireBody(error);
+  void sendJson(reply, status, body);
 }
 
 /**
@@ -98,20 +146,51 @@ function describeForLog(err: unknown): Record<string, unknown> {
   };
 }
 
+/** Requests whose unread body is already being drained. */
+const lingering = new WeakSet<object>();
+
+/** How long and how much of a refused body is still read, so that the client gets to read the answer. */
+const LINGER_MS = 2_000;
+const LINGER_BYTES = 16 * 1024 * 1024;
+
 /**
- * A refused request may still be sending its body (a 200 MB upload rejected at its first line). Keep draining it
- * so the answer is not stuck behind backpressure, and close the connection afterwards instead of reading the
- * rest.
+ * A refused request may still be sending its body (a 200 MB upload rejected at its first line). Closing the
+ * connection at once would make the kernel reset it while the client is still writing, and a reset can destroy
+ * the answer before the client reads it (it would see a connection error instead of the 4xx/5xx, and retry a
+ * request that cannot succeed). So the rest of the body is read and discarded, for at most LINGER_MS and
+ * LINGER_BYTES; then the connection is closed whatever the client is doing.
  */
-function releaseUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
-  const body = request.body;
-  if (body instanceof Readable && !body.readableEnded) {
-    reply.header('connection', 'close');
-    body.resume();
-  } else if (!request.raw.complete) {
-    reply.header('connection', 'close');
-    request.raw.resume();
+export function releaseUnreadBody(request: FastifyRequest): void {
+  const body = request.body instanceof Readable && !request.body.readableEnded
+    ? request.body
+    : !request.raw.complete ? request.raw : undefined;
+  if (body === undefined || lingering.has(request.raw)) return;
+  lingering.add(request.raw);
+  const socket = request.raw.socket as Partial<Socket> | null;
+  // (In-process `inject()` requests have no real socket: nothing to close there.)
+  const close = (): void => {
+    if (typeof socket?.destroy === 'function') socket.destroy();
+  };
+  let read = 0;
+  const timer = setTimeout(close, LINGER_MS);
+  timer.unref();
+  // Node ends a connection the client asked to close (`Connection: close`, HTTP/1.0) right after the answer, and
+  // the unread bytes make that a reset: only end our side then, and let the timer (or the client) close it.
+  const sock = socket as (Partial<Socket> & { destroySoon?: () => void }) | null;
+  if (typeof sock?.destroySoon === 'function' && typeof sock.end === 'function') {
+    sock.destroySoon = () => {
+      sock.end!();
+    };
   }
+  const done = (): void => clearTimeout(timer);
+  body.on('data', (chunk: Buffer) => {
+    read += chunk.length;
+    if (read > LINGER_BYTES) close();
+  });
+  body.once('end', done);
+  body.once('close', done);
+  if (typeof socket?.once === 'function') socket.once('close', done);
+  body.resume();
 }
 
 /**

@@ -200,6 +200,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
 
   const users = buildUsersApp({
     config, backend, logger, https: { cert: tls.cert, key: tls.key },
+    limits: { headersTimeoutMs: config.headersTimeoutMs, bodyTimeoutMs: config.bodyTimeoutMs, maxSyncsPerUser: config.maxSyncsPerUser },
     ...(blobs === undefined ? {} : { blobs }),
   });
   const local = buildServicesApp({ servicesTokens: services.tokens, logger, ...(incoming === undefined ? {} : { incoming }) });

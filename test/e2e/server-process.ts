@@ -41,6 +41,8 @@ export interface ServerProcess {
   output(): string;
   /** Peak resident set size of the running process in bytes (Linux VmHWM), or undefined. */
   peakRss(): number | undefined;
+  /** Process id of the running server (benchmarks read its CPU time and memory from /proc). */
+  pid(): number | undefined;
 }
 
 export async function startServerProcess(extraConfig = ''): Promise<ServerProcess> {
@@ -112,6 +114,7 @@ export async function startServerProcess(extraConfig = ''): Promise<ServerProces
       rmSync(dataDir, { recursive: true, force: true });
     },
     output: () => log,
+    pid: () => child?.pid,
     peakRss() {
       if (child?.pid === undefined) return undefined;
       try {

@@ -4,6 +4,7 @@
  * gives its slot to others. Closing aborts everything in flight; what was not done stays recorded in the local
  * database as pending, so a restart picks it up.
  */
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleepMs } from 'node:timers/promises';
 import { Semaphore } from '../../common/concurrency.js';
 import { DatabaseClosedError, MaximumRetriesError } from '../../common/errors.js';
@@ -64,6 +65,8 @@ export class TransferQueue {
     this.schedule = options.schedule ?? SEED_RETRY_SCHEDULE;
     this.maxAttempts = options.maxAttempts ?? 10;
     this.sleep = options.sleep ?? ((ms, signal) => sleepMs(ms, undefined, { signal }));
+    // Every transfer waiting to retry listens on this one signal; dozens at once are normal, not a leak.
+    setMaxListeners(0, this.abort.signal);
   }
 
   /** Current counters. */

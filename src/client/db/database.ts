@@ -65,6 +65,11 @@ export interface PutDocIfNewerOptions {
   replicaGen?: number;
   /** That replica's transaction id for `replicaGen` (default `""`). */
   replicaTransId?: string;
+  /**
+   * `doc.content` as JSON text when the caller already has it (sync: the decrypted text it was parsed from), so
+   * it is stored as received instead of being validated and serialized again. It must parse to `doc.content`.
+   */
+  json?: string;
 }
 
 /** Result of {@link LocalDatabase.putDocIfNewer}. */
@@ -519,6 +524,37 @@ export class LocalDatabase {
   }
 
   /**
+   * Revision, stored JSON text and syncable flag of several documents, tombstones included, in the order asked
+   * (unknown ids skipped): what sync encrypts, without parsing the content only to serialize it again.
+   *
+   * @example
+   * for (const { docId, rev, json } of db.getStoredForSync(ids)) send(docId, rev, json);
+   */
+  getStoredForSync(docIds: readonly string[]): Array<{ docId: string; rev: string; json: string | null; syncable: boolean }> {
+    return this.read(() => {
+      const out: Array<{ docId: string; rev: string; json: string | null; syncable: boolean }> = [];
+      for (const docId of docIds) {
+        const stored = this.readDoc(docId, false);
+        if (stored !== undefined) out.push({ docId, rev: stored.rev, json: stored.content, syncable: stored.syncable });
+      }
+      return out;
+    });
+  }
+
+  /**
+   * Revision and syncable flag of a document (tombstones included), or `null`: what sync checks before applying
+   * a downloaded version, without reading the content.
+   *
+   * @example
+   * const local = db.getRevAndSyncable(id); // { rev: 'r:3', syncable: true } | null
+   */
+  getRevAndSyncable(docId: string): { rev: string; syncable: boolean } | null {
+    this.handle();
+    const stored = this.readDoc(docId, false);
+    return stored === undefined ? null : { rev: stored.rev, syncable: stored.syncable };
+  }
+
+  /**
    * Every document (tombstones only with `includeDeleted`) and the generation they reflect.
    *
    * @example
@@ -768,7 +804,7 @@ export class LocalDatabase {
     const incomingRev = doc.rev;
     if (incomingRev === null || incomingRev === '') throw new InvalidContentError('A document from another replica must carry a revision');
     parseRev(incomingRev);
-    const json = serializeContent(doc.content);
+    const json = opts.json !== undefined && doc.content !== null ? opts.json : serializeContent(doc.content);
     const { replicaUid, replicaGen } = opts;
     const replicaTransId = opts.replicaTransId ?? '';
     if (replicaGen !== undefined) checkGeneration(replicaGen);

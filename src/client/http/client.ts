@@ -142,6 +142,9 @@ export function mapTransportError(err: unknown, what = 'request'): Error {
   return new ConnectionError(`Connection to the server failed during ${what}${code}`, { cause: err });
 }
 
+/** Streamed request bodies are written in chunks of about this many bytes. */
+const COALESCE_BYTES = 128 * 1024;
+
 /** Where a streamed body's own failure is kept, so that it is not mistaken for a network failure. */
 interface BodyFailure {
   error?: unknown;
@@ -153,13 +156,26 @@ function toReadable(body: RequestBody, failure: BodyFailure, onChunk?: (bytes: n
   }
   const source = body;
   async function* counted(): AsyncGenerator<Buffer> {
+    // Small pieces (a sync upload yields one per document) are gathered into chunks of COALESCE_BYTES: each chunk
+    // handed to the stream costs a socket write and TLS records of its own.
+    let parts: Buffer[] = [];
+    let size = 0;
+    const take = (): Buffer => {
+      const out = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+      parts = [];
+      size = 0;
+      onChunk?.(out.length);
+      return out;
+    };
     try {
       for await (const chunk of source as AsyncIterable<string | Uint8Array>) {
         const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
         if (buf.length === 0) continue;
-        onChunk?.(buf.length);
-        yield buf;
+        parts.push(buf);
+        size += buf.length;
+        if (size >= COALESCE_BYTES) yield take();
       }
+      if (size > 0) yield take();
     } catch (err) {
       failure.error = err;
       throw err;

@@ -4,6 +4,7 @@
  */
 import { RollbackError, TamperedDocumentError } from '../../common/errors.js';
 import {
+  DocKeys,
   decryptDocContent,
   decryptLegacyDoc,
   isLegacyEncrypted,
@@ -24,10 +25,13 @@ export interface DecodeOptions {
    * refused with {@link TamperedDocumentError}.
    */
   allowExternal?: boolean;
+  /** Keys of `remoteSecret` prepared for many documents (a sync), used for current-scheme documents. */
+  docKeys?: DocKeys;
 }
 
 /**
- * Turn a downloaded entry into the document to apply, verifying it on the way. Throws
+ * Turn a downloaded entry into the document to apply, verifying it on the way; `json` is its content as the JSON
+ * text it was parsed from (what gets stored). Throws
  * `MacMismatchError` (tag), {@link TamperedDocumentError} (ciphertext bound to another id or rev),
  * `InvalidPreambleError`, `EncryptionSchemeNotImplementedError`, or `InvalidJSONError`; nothing is applied then.
  *
@@ -38,21 +42,21 @@ export function decodeIncoming(
   remoteSecret: Buffer,
   entry: SyncGetEntry,
   opts: DecodeOptions = {},
-): { doc: Document; kind: IncomingKind } {
-  if (entry.content === null) return { doc: new Document(entry.id, entry.rev, null), kind: 'tombstone' };
+): { doc: Document; kind: IncomingKind; json: string | null } {
+  if (entry.content === null) return { doc: new Document(entry.id, entry.rev, null), kind: 'tombstone', json: null };
   if (isRawEncrypted(entry.content)) {
-    const json = decryptDocContent(remoteSecret, entry.id, entry.rev, entry.content);
-    return { doc: new Document(entry.id, entry.rev, parseJsonObject(json)), kind: 'encrypted' };
+    const json = decryptDocContent(opts.docKeys ?? remoteSecret, entry.id, entry.rev, entry.content);
+    return { doc: new Document(entry.id, entry.rev, parseJsonObject(json)), kind: 'encrypted', json };
   }
   const obj = parseJsonObject(entry.content);
   if (isLegacyEncrypted(obj)) {
     const json = decryptLegacyDoc(remoteSecret, entry.id, entry.rev, obj);
-    return { doc: new Document(entry.id, entry.rev, parseJsonObject(json)), kind: 'legacy' };
+    return { doc: new Document(entry.id, entry.rev, parseJsonObject(json)), kind: 'legacy', json };
   }
   if (opts.allowExternal === false) {
     throw new TamperedDocumentError('The server sent a document that is not encrypted with this account\'s key');
   }
-  return { doc: new Document(entry.id, entry.rev, obj), kind: 'external' };
+  return { doc: new Document(entry.id, entry.rev, obj), kind: 'external', json: entry.content };
 }
 
 /**

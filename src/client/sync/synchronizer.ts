@@ -18,10 +18,9 @@ import {
   InvalidTransactionIdError,
   RollbackError,
 } from '../../common/errors.js';
-import { encryptDocContent } from '../../common/crypto/doc-crypto.js';
+import { DocKeys, encryptDocContent } from '../../common/crypto/doc-crypto.js';
 import {
   SyncGetResponseParser,
-  type SyncGetEntry,
   type SyncGetItem,
   type SyncHeader,
   type SyncPutEntry,
@@ -32,8 +31,11 @@ import { mapTransportError, type HttpClient } from '../http/client.js';
 import { assertNotRollback, decodeIncoming } from './incoming.js';
 import { HttpSyncTarget } from './target.js';
 
-/** Default largest number of documents per upload POST. */
-export const DEFAULT_MAX_BATCH_DOCS = 500;
+/**
+ * Default largest number of documents per upload POST. Memory is bounded by {@link DEFAULT_MAX_BATCH_BYTES};
+ * every POST costs a round trip and a server transaction, so small documents go a couple of thousand at a time.
+ */
+export const DEFAULT_MAX_BATCH_DOCS = 2000;
 /** Default largest upload POST body, in bytes (estimated before encryption; one bigger document goes alone). */
 export const DEFAULT_MAX_BATCH_BYTES = 8 * 1024 * 1024;
 
@@ -161,10 +163,20 @@ function encryptedLength(n: number): number {
 }
 
 interface Planned {
-  doc: Document;
+  docId: string;
+  rev: string;
   change: Change;
   plaintext: string | null;
 }
+
+/**
+ * Downloaded documents are verified one by one but applied in transactions of up to this many documents or
+ * content bytes: a commit costs about as much as writing a few hundred KiB (SQLCipher encrypts and writes every
+ * dirty page), so committing per network chunk made commits most of a download's time. Each document is still
+ * applied together with its server generation, so an interrupted download resumes after the last commit.
+ */
+const APPLY_MAX_DOCS = 1000;
+const APPLY_MAX_BYTES = 4 * 1024 * 1024;
 
 function errorInfo(err: unknown): NonNullable<SyncStats['error']> {
   if (err instanceof Error) {
@@ -280,9 +292,11 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
       }
     };
 
+    // Document keys for this run only: zeroed when it ends, whatever the outcome.
+    const keys = new DocKeys(this.remoteSecret);
     try {
       emit();
-      const myGen = await this.exchange(syncId, stats, progress, emit, enter, signal);
+      const myGen = await this.exchange(syncId, stats, progress, emit, enter, signal, keys);
       enter('done');
       stats.ok = true;
       finish();
@@ -292,6 +306,8 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
       enter('failed');
       finish();
       throw err;
+    } finally {
+      keys.close();
     }
   }
 
@@ -302,6 +318,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     emit: () => void,
     enter: (phase: SyncPhase) => void,
     signal: AbortSignal | undefined,
+    keys: DocKeys,
   ): Promise<number> {
     const db = this.db;
     const localUid = db.replicaUid;
@@ -361,7 +378,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
         // A retried attempt starts over: count its documents and bytes once.
         progress.docsSent = docsBefore;
         progress.bytesSent = bytesBefore;
-        return this.encryptBatch(batch, () => {
+        return this.encryptBatch(batch, keys, () => {
           progress.docsSent += 1;
           emit();
         });
@@ -370,7 +387,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
         ...(signal ? { signal } : {}),
         onBytes: (n) => { progress.bytesSent += n; },
       });
-      for (const p of batch) sent.set(p.doc.docId, p.doc.rev!);
+      for (const p of batch) sent.set(p.docId, p.rev);
       if (res.replica_uid !== undefined && targetUid === null) targetUid = res.replica_uid;
       ensureNext = false;
       afterSend = { generation: res.new_generation, transactionId: res.new_transaction_id };
@@ -385,7 +402,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     const download = await this.download(
       { last_known_generation: known.generation, last_known_trans_id: known.transactionId, sync_id: syncId,
         ensure: targetUid === null },
-      targetUid, sent, progress, counts, emit, signal,
+      targetUid, sent, progress, counts, emit, signal, keys,
     );
     targetUid = download.targetUid;
     stats.targetReplicaUid = targetUid;
@@ -424,22 +441,23 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     let bytes = 0;
     for (let i = 0; i < changes.length; i += this.maxBatchDocs) {
       const slice = changes.slice(i, i + this.maxBatchDocs);
-      const docs = this.db.getDocs(slice.map((c) => c.docId), { checkForConflicts: false, includeDeleted: true });
+      // The stored JSON text is what gets encrypted: no parse and re-serialization of every document.
+      const docs = this.db.getStoredForSync(slice.map((c) => c.docId));
       const byId = new Map(docs.map((d) => [d.docId, d]));
       for (const change of slice) {
         const doc = byId.get(change.docId);
         // Re-checked here: a document made private after `whatsChanged` still never leaves the device.
-        if (doc === undefined || doc.rev === null || !doc.syncable) continue;
-        const plaintext = doc.getJson();
+        if (doc === undefined || !doc.syncable) continue;
+        const plaintext = doc.json;
         const content = plaintext === null ? 0 : encryptedLength(Buffer.byteLength(plaintext, 'utf8'));
-        // Meta line (content included, as the original) + raw content line + framing.
-        const size = 2 * content + doc.docId.length + doc.rev.length + 160;
+        // Raw content line + meta line (without the content, see encodeSyncPut) + framing.
+        const size = content + doc.docId.length + doc.rev.length + 160;
         if (batch.length > 0 && (batch.length >= this.maxBatchDocs || bytes + size > this.maxBatchBytes)) {
           yield batch;
           batch = [];
           bytes = 0;
         }
-        batch.push({ doc, change, plaintext });
+        batch.push({ docId: doc.docId, rev: doc.rev, change, plaintext });
         bytes += size;
       }
     }
@@ -447,15 +465,14 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
   }
 
   /** The wire entries of one batch; each document is encrypted only when the stream asks for it. */
-  private *encryptBatch(batch: readonly Planned[], onDoc: () => void): Generator<SyncPutEntry> {
+  private *encryptBatch(batch: readonly Planned[], keys: DocKeys, onDoc: () => void): Generator<SyncPutEntry> {
     let idx = 0;
-    for (const { doc, change, plaintext } of batch) {
+    for (const { docId, rev, change, plaintext } of batch) {
       idx += 1;
-      const rev = doc.rev!;
-      const content = plaintext === null ? null : encryptDocContent(this.remoteSecret, doc.docId, rev, plaintext);
+      const content = plaintext === null ? null : encryptDocContent(keys, docId, rev, plaintext);
       onDoc();
       yield {
-        id: doc.docId, rev, content, gen: change.generation, trans_id: change.transactionId,
+        id: docId, rev, content, gen: change.generation, trans_id: change.transactionId,
         number_of_docs: batch.length, doc_idx: idx,
       };
     }
@@ -469,6 +486,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     counts: { inserted: number; conflicted: number },
     emit: () => void,
     signal: AbortSignal | undefined,
+    keys: DocKeys,
   ): Promise<{ targetUid: string; generation: number; transactionId: string }> {
     let targetUid = knownTargetUid;
     let meta: { generation: number; transactionId: string } | null = null;
@@ -476,9 +494,33 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     const parser = new SyncGetResponseParser();
     let done = false;
 
+    // Verified documents waiting to be applied in one transaction (see APPLY_MAX_DOCS).
+    // Only what applying needs is kept (not the ciphertext), to bound memory.
+    let pending: Array<{ gen: number; transId: string; doc: Document; json: string | null }> = [];
+    let pendingBytes = 0;
+    const pendingIds = new Set<string>();
+    const apply = (): void => {
+      if (pending.length === 0) return;
+      const batch = pending;
+      pending = [];
+      pendingBytes = 0;
+      pendingIds.clear();
+      const uid = targetUid!;
+      this.db.transaction(() => {
+        for (const { gen, transId, doc, json } of batch) {
+          const { state } = this.db.putDocIfNewer(doc, {
+            saveConflict: true, replicaUid: uid, replicaGen: gen, replicaTransId: transId,
+            ...(json === null ? {} : { json }),
+          });
+          if (state === 'inserted') counts.inserted += 1;
+          else if (state === 'conflicted') counts.conflicted += 1;
+        }
+      });
+      progress.docsReceived += batch.length;
+      emit();
+    };
+
     const handle = (items: SyncGetItem[]): void => {
-      const ready: Array<{ entry: SyncGetEntry; doc: Document }> = [];
-      let failure: unknown = null;
       for (const item of items) {
         if (item.type === 'meta') {
           meta = { generation: item.meta.new_generation, transactionId: item.meta.new_transaction_id };
@@ -493,34 +535,19 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
           progress.docsToReceive = item.meta.number_of_changes;
           continue;
         }
-        // Verify before anything of this document is applied; on failure, keep the verified ones before it.
-        try {
-          const local = this.db.getDoc(item.entry.id, true);
-          assertNotRollback(local?.rev ?? null, item.entry, sent);
-          const { doc } = decodeIncoming(this.remoteSecret, item.entry, { allowExternal: this.allowExternal });
-          // A document this device keeps private stays private when another device updates it.
-          if (local !== null) doc.syncable = local.syncable;
-          ready.push({ entry: item.entry, doc });
-        } catch (err) {
-          failure = err;
-          break;
-        }
+        // A document listed twice is checked against its first version applied, not the stored one.
+        if (pendingIds.has(item.entry.id)) apply();
+        // Verify before anything of this document is applied (a failure applies the verified ones before it).
+        const local = this.db.getRevAndSyncable(item.entry.id);
+        assertNotRollback(local?.rev ?? null, item.entry, sent);
+        const verified = decodeIncoming(this.remoteSecret, item.entry, { allowExternal: this.allowExternal, docKeys: keys });
+        // A document this device keeps private stays private when another device updates it.
+        if (local !== null) verified.doc.syncable = local.syncable;
+        pending.push({ gen: item.entry.gen, transId: item.entry.trans_id, doc: verified.doc, json: verified.json });
+        pendingIds.add(item.entry.id);
+        pendingBytes += item.entry.content === null ? 0 : item.entry.content.length;
+        if (pending.length >= APPLY_MAX_DOCS || pendingBytes >= APPLY_MAX_BYTES) apply();
       }
-      if (ready.length > 0) {
-        const uid = targetUid!;
-        this.db.transaction(() => {
-          for (const { entry, doc } of ready) {
-            const { state } = this.db.putDocIfNewer(doc, {
-              saveConflict: true, replicaUid: uid, replicaGen: entry.gen, replicaTransId: entry.trans_id,
-            });
-            if (state === 'inserted') counts.inserted += 1;
-            else if (state === 'conflicted') counts.conflicted += 1;
-          }
-        });
-        progress.docsReceived += ready.length;
-        emit();
-      }
-      if (failure !== null) throw failure;
     };
 
     try {
@@ -538,7 +565,17 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
         handle(parser.push(next.value));
       }
       handle(parser.end());
+      apply();
       done = true;
+    } catch (err) {
+      // Whatever stopped the download (a refused document, a broken stream, a cut connection, an abort), the
+      // documents verified before it are applied, so the next sync resumes after them.
+      try {
+        apply();
+      } catch {
+        // The error that stopped the download is the one to report.
+      }
+      throw err;
     } finally {
       if (!done) res.body.destroy();
     }

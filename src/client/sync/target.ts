@@ -58,7 +58,8 @@ export class HttpSyncTarget {
       method: 'POST',
       path: this.path,
       headers: { 'content-type': CONTENT_TYPE_SYNC_PUT },
-      body: () => encodeSyncPut(header, entries()),
+      // Content once per document: the meta line's copy is optional for every Soledad server (fact sheet §1c).
+      body: () => encodeSyncPut(header, entries(), { contentInMeta: false }),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.onBytes ? { onBodyChunk: opts.onBytes } : {}),
     });

@@ -2,7 +2,7 @@
  * Document encryption exactly as Soledad 0.10 does it (fact sheet §3a–3c), plus reading (and, for tests and
  * migration tools, writing) the legacy ≤0.9.1 `_enc_json` form.
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 import {
   EncryptionSchemeNotImplementedError,
   InvalidPreambleError,
@@ -50,6 +50,59 @@ export function deriveDocKey(remoteSecret: Buffer, docId: string): Buffer {
   return hmacSha256(remoteSecret.subarray(MAC_KEY_LENGTH), docId);
 }
 
+/** SHA-256's block size: HMAC first hashes a longer key down to 32 bytes (RFC 2104). */
+const HMAC_BLOCK = 64;
+
+/**
+ * The per-document keys of one remote secret, for code that derives many (a sync): the same keys as
+ * {@link deriveDocKey}, about three times faster, because the 448-byte HMAC key is hashed down once (RFC 2104
+ * does that on every call) instead of per document. {@link DocKeys.close} zeroes what it holds.
+ *
+ * @example
+ * const keys = new DocKeys(secrets.remoteSecret);
+ * try { for (const d of docs) send(encryptDocContent(keys, d.id, d.rev, d.json)); } finally { keys.close(); }
+ */
+export class DocKeys {
+  private hmacKey: Buffer;
+
+  constructor(remoteSecret: Buffer) {
+    requireSecret(remoteSecret);
+    const key = remoteSecret.subarray(MAC_KEY_LENGTH);
+    this.hmacKey = key.length > HMAC_BLOCK ? createHash('sha256').update(key).digest() : Buffer.from(key);
+  }
+
+  /** The key of one document (or blob) id; the caller zeroes it after use. */
+  derive(docId: string): Buffer {
+    if (this.hmacKey.length === 0) throw new RangeError('These document keys were closed');
+    return hmacSha256(this.hmacKey, docId);
+  }
+
+  /** Zero the key material; `derive` throws afterwards. */
+  close(): void {
+    this.hmacKey.fill(0);
+    this.hmacKey = Buffer.alloc(0);
+  }
+}
+
+function docKey(secret: Buffer | DocKeys, docId: string): Buffer {
+  return secret instanceof DocKeys ? secret.derive(docId) : deriveDocKey(secret, docId);
+}
+
+// IVs are drawn from a pool filled by the CSPRNG a few KiB at a time: one randomBytes call per document cost
+// more than encrypting a small document. Every IV is a fresh slice, never handed out twice.
+const ivPool = Buffer.alloc(IV_LENGTH * 256);
+let ivOffset = ivPool.length;
+
+function freshIv(): Buffer {
+  if (ivOffset + IV_LENGTH > ivPool.length) {
+    randomFillSync(ivPool);
+    ivOffset = 0;
+  }
+  const iv = Buffer.from(ivPool.subarray(ivOffset, ivOffset + IV_LENGTH));
+  ivOffset += IV_LENGTH;
+  return iv;
+}
+
 /**
  * Encrypt a document's JSON for the server: `{"raw": "<B64U(preamble)> <B64U(ct‖tag)>"}` with AES-256-GCM,
  * a random 16-byte IV and the raw preamble as AAD, byte-identical in shape to what Soledad 0.10 sends.
@@ -58,9 +111,9 @@ export function deriveDocKey(remoteSecret: Buffer, docId: string): Buffer {
  * const content = encryptDocContent(secret, 'D-1', 'replica:1', '{"a": 1}');
  * // content.startsWith('{"raw": "EzcB') === true
  */
-export function encryptDocContent(remoteSecret: Buffer, docId: string, rev: string, plaintextJson: string): string {
+export function encryptDocContent(remoteSecret: Buffer | DocKeys, docId: string, rev: string, plaintextJson: string): string {
   const plaintext = Buffer.from(plaintextJson, 'utf8');
-  const iv = randomBytes(IV_LENGTH);
+  const iv = freshIv();
   const preamble = encodePreamble({
     docId,
     rev,
@@ -69,7 +122,7 @@ export function encryptDocContent(remoteSecret: Buffer, docId: string, rev: stri
     iv,
     contentSize: contentSizeFor(plaintext.length),
   });
-  const key = deriveDocKey(remoteSecret, docId);
+  const key = docKey(remoteSecret, docId);
   const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_LENGTH });
   key.fill(0);
   cipher.setAAD(preamble);
@@ -127,7 +180,7 @@ function parseRaw(content: string): string {
  * @example
  * const json = decryptDocContent(secret, 'D-1', 'replica:1', content); // '{"a": 1}'
  */
-export function decryptDocContent(remoteSecret: Buffer, docId: string, rev: string, content: string): string {
+export function decryptDocContent(remoteSecret: Buffer | DocKeys, docId: string, rev: string, content: string): string {
   try {
     const raw = parseRaw(content);
     const sep = raw.indexOf(' ');
@@ -137,7 +190,7 @@ export function decryptDocContent(remoteSecret: Buffer, docId: string, rev: stri
     checkPreamble(preamble, docId, rev);
     const body = b64uDecode(raw.slice(sep + 1), InvalidPreambleError);
     if (body.length < TAG_LENGTH) throw new InvalidPreambleError('Ciphertext shorter than its tag');
-    const key = deriveDocKey(remoteSecret, docId);
+    const key = docKey(remoteSecret, docId);
     const decipher = createDecipheriv('aes-256-gcm', key, preamble.iv, { authTagLength: TAG_LENGTH });
     key.fill(0);
     decipher.setAAD(preambleRaw);

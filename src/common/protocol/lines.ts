@@ -119,5 +119,15 @@ export function decodeUtf8Line(line: Uint8Array): string | null {
 
 /** Python's `str.strip()`: ASCII whitespace only (JS `trim` would also eat Unicode spaces and BOMs). */
 export function stripAsciiWhitespace(s: string): string {
-  return s.replace(/^[ \t\n\r\v\f]+|[ \t\n\r\v\f]+$/g, '');
+  // By hand: a regex anchored at the end is tried from every position of a long content line.
+  let start = 0;
+  let end = s.length;
+  while (start < end && isAsciiSpace(s.charCodeAt(start))) start += 1;
+  while (end > start && isAsciiSpace(s.charCodeAt(end - 1))) end -= 1;
+  return start === 0 && end === s.length ? s : s.slice(start, end);
+}
+
+/** Space, \t, \n, \v, \f, \r: what Python 2's `str.strip()` removes. */
+function isAsciiSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
 }

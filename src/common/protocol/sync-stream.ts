@@ -28,7 +28,11 @@ export const CONTENT_TYPE_SYNC_PUT_RESPONSE = 'application/x-soledad-sync-respon
 export const CONTENT_TYPE_SYNC_GET_RESPONSE = 'application/x-u1db-sync-response';
 /** Longest accepted line of a sync stream: 200 MiB, as the original server (`max_entry_size`). */
 export const MAX_SYNC_LINE_BYTES = 200 * 1024 * 1024;
-/** The server applies staged uploaded documents once this many content bytes are pending (`ENTRY_CACHE_SIZE`). */
+/**
+ * The original server applies staged uploaded documents once this many content bytes are pending
+ * (`ENTRY_CACHE_SIZE`). Ours applies smaller slices as they arrive (see `server/routes/sync.ts`); nothing on the
+ * wire depends on either.
+ */
 export const SYNC_STAGING_BYTES = 8 * 1024 * 1024;
 
 const CRLF = '\r\n';
@@ -190,21 +194,40 @@ export interface SyncPutEntry {
 /** An item produced by {@link SyncPutParser}: the header first, then each document. */
 export type SyncPutItem = { type: 'header'; header: SyncHeader } | { type: 'doc'; entry: SyncPutEntry };
 
+/** Options of {@link encodeSyncPut}. */
+export interface EncodeSyncPutOptions {
+  /**
+   * Repeat each document's content inside its meta line, as the original client does (default true). With
+   * false the content is sent once, on its raw line, which every Soledad server reads the same way (the meta
+   * line's `content` key is optional, fact sheet §1c): half the bytes to send, encode and parse.
+   */
+  contentInMeta?: boolean;
+}
+
 /**
- * Serialize an upload body exactly as §1c, lazily (one string per document) so it can be streamed.
+ * Serialize an upload body as §1c, lazily (one string per document) so it can be streamed.
  *
  * @example
- * const body = Readable.from(encodeSyncPut(header, entries));
+ * const body = Readable.from(encodeSyncPut(header, entries, { contentInMeta: false }));
  * await request(url, { method: 'POST', body, headers: { 'content-type': CONTENT_TYPE_SYNC_PUT } });
  */
-export function* encodeSyncPut(header: SyncHeader, entries: Iterable<SyncPutEntry>): Generator<string> {
+export function* encodeSyncPut(
+  header: SyncHeader,
+  entries: Iterable<SyncPutEntry>,
+  options: EncodeSyncPutOptions = {},
+): Generator<string> {
+  const contentInMeta = options.contentInMeta ?? true;
   yield `[${CRLF}${encodeHeader(header)}`;
   for (const e of entries) {
     assertFramable(e.content);
-    const meta = JSON.stringify({
-      id: e.id, rev: e.rev, content: e.content, gen: e.gen, trans_id: e.trans_id,
-      number_of_docs: e.number_of_docs, doc_idx: e.doc_idx,
-    });
+    const meta = contentInMeta
+      ? JSON.stringify({
+        id: e.id, rev: e.rev, content: e.content, gen: e.gen, trans_id: e.trans_id,
+        number_of_docs: e.number_of_docs, doc_idx: e.doc_idx,
+      })
+      : JSON.stringify({
+        id: e.id, rev: e.rev, gen: e.gen, trans_id: e.trans_id, number_of_docs: e.number_of_docs, doc_idx: e.doc_idx,
+      });
     yield `,${CRLF}${meta},${CRLF}${e.content ?? ''}`;
   }
   yield `${CRLF}]`;
@@ -314,7 +337,7 @@ export class SyncPutParser {
         const pending = this.pendingMeta!;
         // The original pre-fills content from the raw line, then overlays the meta line: the meta value wins.
         const content = pending.content !== undefined ? pending.content : text === '' ? null : text;
-        if (content !== null && /[\r\n]/.test(content)) {
+        if (content !== null && hasLineBreak(content)) {
           // Could never be sent back inside a line-framed download.
           throw new BadRequestError('Document content contains a line break');
         }
@@ -695,6 +718,11 @@ function rejectErrorEntry(obj: Record<string, unknown>): void {
   if ('error' in obj) throw new BrokenSyncStreamError(`The server reported an error: ${describe(obj['error'])}`);
 }
 
+/** Whether `s` holds a CR or LF (two `indexOf` scans: several times faster than a regex over long content). */
+function hasLineBreak(s: string): boolean {
+  return s.indexOf('\n') !== -1 || s.indexOf('\r') !== -1;
+}
+
 function stripComma(line: string): [string, boolean] {
   return line.endsWith(',') ? [line.slice(0, -1), true] : [line, false];
 }
@@ -709,7 +737,7 @@ function encodeHeader(h: SyncHeader): string {
 }
 
 function assertFramable(content: string | null): void {
-  if (content !== null && /[\r\n]/.test(content)) {
+  if (content !== null && hasLineBreak(content)) {
     throw new InvalidContentError('Document content with a line break cannot be sent in a sync stream');
   }
 }

@@ -13,7 +13,6 @@
  * - `FAILED`: released with the failing client's version recorded. A client of another version may reserve it
  *   again; once `maxFailures` distinct versions failed, it is permanently failed (and deleted, if so configured).
  */
-import { randomBytes } from 'node:crypto';
 import {
   BadRequestError,
   BlobAlreadyExistsError,
@@ -213,6 +212,8 @@ export class IncomingService {
   private readonly deletePermanentlyFailed: boolean;
   private readonly namespaces: ReadonlyMap<string, readonly string[]>;
   private readonly now: () => number;
+  /** When {@link expireIfDue} last ran, per user and namespace. */
+  private readonly lastExpiry = new Map<string, number>();
 
   constructor(options: IncomingServiceOptions) {
     this.store = options.store;
@@ -234,6 +235,19 @@ export class IncomingService {
   }
 
   /**
+   * Check names and the service's right to the namespace: {@link BadRequestError} or {@link ForbiddenError}.
+   * Done before anything else, so that a service learns nothing about namespaces it may not write.
+   */
+  assertMayDeliver(service: string, ref: BlobRef): void {
+    if (!isValidBlobName(ref.user)) throw new BadRequestError('Invalid user id');
+    if (!isValidBlobName(ref.blobId)) throw new BadRequestError('Invalid incoming message id');
+    if (!isValidBlobName(ref.namespace)) throw new BadRequestError('Invalid namespace');
+    if (!this.allowedNamespaces(service).includes(ref.namespace)) {
+      throw new ForbiddenError(`Service "${service}" may not deliver to namespace ${ref.namespace}`);
+    }
+  }
+
+  /**
    * Store a delivered payload of exactly `length` bytes, streamed: the server's header, then the payload as it
    * arrives, flagged `PENDING`. Nothing is visible unless the whole payload arrived. {@link ForbiddenError} for a
    * namespace the service may not write, {@link BlobAlreadyExistsError}, {@link QuotaExceededError} (checked
@@ -246,12 +260,7 @@ export class IncomingService {
     length: number,
     encryption: IncomingEncryption = 'pgp',
   ): Promise<DeliveryResult> {
-    if (!isValidBlobName(ref.user)) throw new BadRequestError('Invalid user id');
-    if (!isValidBlobName(ref.blobId)) throw new BadRequestError('Invalid incoming message id');
-    if (!isValidBlobName(ref.namespace)) throw new BadRequestError('Invalid namespace');
-    if (!this.allowedNamespaces(service).includes(ref.namespace)) {
-      throw new ForbiddenError(`Service "${service}" may not deliver to namespace ${ref.namespace}`);
-    }
+    this.assertMayDeliver(service, ref);
     if (!Number.isSafeInteger(length) || length < 0) throw new BadRequestError('Invalid Content-Length');
     const header = incomingHeader(ref.blobId, length, encryption);
     const size = INCOMING_HEADER_LENGTH + length;
@@ -333,6 +342,24 @@ export class IncomingService {
   }
 
   /**
+   * {@link expire}, at most once per user and namespace every `min(1 s, threshold / 10)`: listings call this, and a
+   * filesystem store pays a scan of the namespace for it. A lapsed reservation is listed again that much later at
+   * most (a reservation itself never waits: {@link transition} judges expiry exactly).
+   */
+  async expireIfDue(user: string, namespace: string): Promise<number> {
+    const now = this.now();
+    const every = Math.min(1000, Math.floor(this.processingThresholdMs / 10));
+    const key = `${user}/${namespace}`;
+    const last = this.lastExpiry.get(key);
+    if (last !== undefined && now - last < every && now >= last) return 0;
+    if (this.lastExpiry.size >= 10_000) {
+      for (const [k, t] of this.lastExpiry) if (now - t >= every) this.lastExpiry.delete(k);
+    }
+    this.lastExpiry.set(key, now);
+    return this.expire(user, namespace);
+  }
+
+  /**
    * Put every lapsed reservation of a user's namespace back to `PENDING` (keeping the record, so the last holder
    * can still confirm). Listings of pending messages call this first, so an expired message is listed again
    * without any background job. Returns how many were released.
@@ -379,7 +406,3 @@ export class IncomingService {
   }
 }
 
-/** A fresh delivery id for tools and examples: 32 hex characters, as the original's uuid4().hex. */
-export function newIncomingId(): string {
-  return randomBytes(16).toString('hex');
-}

@@ -4,9 +4,11 @@
  * | route | answers |
  * |---|---|
  * | `GET /blobs/<uuid>/` | list (`namespace`, `filter_flag`, `order_by`, `deleted`) or `{"count": n}` (`only_count`); 400 |
+ * |  | incoming box qualifiers (additions): `limit`, `page`, `size_limit`, `include_processing`, `retry_for_version` |
  * | `GET /blobs/<uuid>/<id>` | 200 bytes + `Tag`, 206 + `content-range` for `Range`, 416, `?only_flags` JSON, 404 |
  * | `PUT /blobs/<uuid>/<id>` | 200, 409, 507, 400 |
  * | `POST /blobs/<uuid>/<id>` | flags (replace): 200, 404, 406, 400 |
+ * |  | with `replica=…` (addition): an atomic incoming transition, 200 + JSON state, 409 `reservation conflict` |
  * | `DELETE /blobs/<uuid>/<id>` | 200, 404 |
  * | `POST /stream/<uuid>/?direction=download\|upload` | multi-blob transfer: 200, 400, 404, 409, 507 |
  * | `GET /quota/<uuid>` | `{"used": n, "limit": n}` (an addition) |
@@ -37,8 +39,12 @@ import {
 } from '../../common/protocol/blobs.js';
 import type { QuotaReport } from '../../common/protocol/blobs.js';
 import type { BlobsService } from '../app.js';
+import { parseCountParam } from '../../common/protocol/incoming.js';
+import type { IncomingTransition } from '../../common/protocol/incoming.js';
 import type { BlobListOptions, BlobRef, BlobStore, ByteRange } from '../backends/blob-types.js';
 import { FsBlobStore } from '../backends/fs-blobs/fs-blob-store.js';
+import { releaseUnreadBody, toSoledadError } from '../http.js';
+import type { IncomingService } from '../incoming/service.js';
 
 /** What the blob routes need. */
 export interface BlobRoutesDeps {
@@ -46,7 +52,14 @@ export interface BlobRoutesDeps {
   store: BlobStore;
   /** Longest JSON body accepted by flag updates and `/stream/` requests (default 8 MiB). */
   maxJsonBodyBytes?: number;
+  /**
+   * The incoming box over the same store: enables reservation transitions (`POST …?replica=`), expiry of lapsed
+   * reservations before pending listings, and `retry_for_version` listings.
+   */
+  incoming?: IncomingService;
 }
+
+const TRANSITIONS: readonly IncomingTransition[] = ['PROCESSING', 'PROCESSED', 'FAILED', 'PENDING'];
 
 const DEFAULT_MAX_JSON_BODY = 8 * 1024 * 1024;
 
@@ -146,16 +159,14 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
       status = code;
       body = { error: 'bad request', message: (err as Error).message };
     } else {
-      reply.log.error({ err }, 'blob route failed');
-      ({ status, body } = toWireBody(err));
+      // Storage failures (disk full: 507, unreachable: 503) are named like everywhere else; the rest is a 500.
+      const mapped = toSoledadError(err);
+      if (mapped.status >= 500) reply.log.error({ err }, 'blob route failed');
+      ({ status, body } = toWireBody(mapped));
     }
   }
-  // A refused upload may still be arriving: drain it so the answer is not stuck, and end the connection after.
-  const pending = reply.request.body;
-  if (pending instanceof Readable && !pending.readableEnded) {
-    reply.header('connection', 'close');
-    pending.resume();
-  }
+  // A refused upload may still be arriving: drain it (bounded) so that the client reads the answer.
+  releaseUnreadBody(reply.request);
   return reply.code(status).type('application/json').send(JSON.stringify(body));
 }
 
@@ -185,18 +196,50 @@ export const blobRoutesPlugin: FastifyPluginAsync<BlobRoutesDeps> = async (app, 
     const filterRaw = first(q.filter_flag);
     const filterFlag = filterRaw === undefined || filterRaw === '' ? undefined : filterRaw;
     const deleted = parseBoolParam(first(q.deleted), 'deleted');
-    if (parseBoolParam(first(q.only_count), 'only_count')) {
-      const options: { namespace: string; filterFlag?: string; deleted?: boolean } = { namespace };
-      if (filterFlag !== undefined) options.filterFlag = filterFlag;
-      if (deleted) options.deleted = true;
-      const count = await store.count(user, options);
-      return sendJsonText(reply, `{"count": ${count}}`);
+    // Incoming box qualifiers (additions). Absent, the listing is exactly the original's.
+    const includeRaw = first(q.include_processing);
+    const includeProcessing = includeRaw === undefined ? undefined : parseBoolParam(includeRaw, 'include_processing');
+    const sizeLimit = parseCountParam(first(q.size_limit), 'size_limit');
+    const limit = parseCountParam(first(q.limit), 'limit');
+    const page = parseCountParam(first(q.page), 'page', 1);
+    if (page !== undefined && limit === undefined) throw new BadRequestError('page needs limit');
+    const retryRaw = first(q.retry_for_version);
+    const retryFor = retryRaw === undefined || retryRaw === '' ? undefined : retryRaw;
+    if (retryFor !== undefined && deps.incoming === undefined) throw new BadRequestError('retry_for_version needs the incoming box');
+    const qualified = includeProcessing !== undefined || sizeLimit !== undefined || retryFor !== undefined;
+    // A lapsed reservation is pending again: release those before anyone looks at what is pending.
+    if (deps.incoming !== undefined && !deleted &&
+      (filterFlag === 'PENDING' || filterFlag === 'PROCESSING' || includeProcessing !== undefined)) {
+      await deps.incoming.expireIfDue(user, namespace);
     }
     const options: BlobListOptions = { namespace, deleted };
+    if (filterFlag !== undefined) options.filterFlag = filterFlag;
+    if (includeProcessing === true && filterFlag !== undefined) options.anyFlag = ['PROCESSING'];
+    if (includeProcessing === false) options.excludeFlags = ['PROCESSING'];
+    if (sizeLimit !== undefined) options.maxSize = sizeLimit;
+    if (parseBoolParam(first(q.only_count), 'only_count')) {
+      // The count is the size of the whole filtered list: paging does not apply.
+      let count: number;
+      if (retryFor !== undefined) {
+        count = (await deps.incoming!.listRetryable(user, options, retryFor)).length;
+      } else if (qualified) {
+        count = (await store.list(user, options)).length;
+      } else {
+        const countOptions: { namespace: string; filterFlag?: string; deleted?: boolean } = { namespace };
+        if (filterFlag !== undefined) countOptions.filterFlag = filterFlag;
+        if (deleted) countOptions.deleted = true;
+        count = await store.count(user, countOptions);
+      }
+      return sendJsonText(reply, `{"count": ${count}}`);
+    }
     const order = parseOrderBy(first(q.order_by));
     if (order !== undefined) options.order = order;
-    if (filterFlag !== undefined) options.filterFlag = filterFlag;
-    return sendJsonText(reply, formatFlags(await store.list(user, options)));
+    if (limit !== undefined) {
+      options.limit = limit;
+      if (page !== undefined) options.offset = (page - 1) * limit;
+    }
+    const ids = retryFor !== undefined ? await deps.incoming!.listRetryable(user, options, retryFor) : await store.list(user, options);
+    return sendJsonText(reply, formatFlags(ids));
   });
 
   // ---- one blob ----
@@ -255,6 +298,22 @@ export const blobRoutesPlugin: FastifyPluginAsync<BlobRoutesDeps> = async (app, 
     }
     if (!Array.isArray(flags) || !flags.every((f) => typeof f === 'string')) {
       throw new BadRequestError('Flags must be a JSON list of strings');
+    }
+    const q = req.query as Query;
+    const replica = first(q.replica);
+    if (replica !== undefined && replica !== '') {
+      // An incoming transition (addition): one flag, decided atomically against the reservation.
+      if (deps.incoming === undefined) throw new BadRequestError('replica needs the incoming box');
+      if (flags.length !== 1 || !(TRANSITIONS as readonly string[]).includes(flags[0] as string)) {
+        throw new BadRequestError('An incoming transition takes exactly one of PROCESSING, PROCESSED, FAILED, PENDING');
+      }
+      const versionRaw = first(q.version);
+      const state = await deps.incoming.transition(ref, {
+        to: flags[0] as IncomingTransition,
+        replica,
+        ...(versionRaw === undefined || versionRaw === '' ? {} : { version: versionRaw }),
+      });
+      return sendJsonText(reply, JSON.stringify(state));
     }
     await store.setFlags(ref, flags as string[]);
     return reply.code(200).send();
@@ -405,6 +464,9 @@ export function registerBlobRoutes(app: FastifyInstance, deps: BlobRoutesDeps): 
  * const app = buildUsersApp({ config, backend, blobs: blobsService(store) });
  */
 export function blobsService(store: BlobStore, options: Omit<BlobRoutesDeps, 'store'> = {}): BlobsService {
+  if (options.incoming !== undefined && options.incoming.store !== store) {
+    throw new TypeError('the incoming box must use the same blob store as the blob routes');
+  }
   return {
     register: (app) => registerBlobRoutes(app, { ...options, store }),
     usageBytes: async (uuid) => (await store.usage(uuid)).used,

@@ -53,10 +53,11 @@ export const incomingRoutesPlugin: FastifyPluginAsync<{ incoming: IncomingServic
     const encryption = parseEncryptionParam(first(q.encryption));
     const service = authenticatedAs(req);
     if (service === undefined) throw new BadRequestError('No service credentials');
-    const length = declaredLength(req);
     const ref = { user: uuid, namespace, blobId: id };
+    incoming.assertMayDeliver(service, ref);
+    const length = declaredLength(req);
     // Cheap early answer before any byte is read; the store's put is what really decides.
-    if ((await incoming.store.stat(ref).catch(() => null)) !== null) {
+    if ((await incoming.store.stat(ref)) !== null) {
       throw new BlobAlreadyExistsError(`Blob already exists: ${id}`);
     }
     const result = await incoming.deliver(service, ref, bodyChunks(req.body as Readable | undefined), length, encryption);

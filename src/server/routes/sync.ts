@@ -8,7 +8,7 @@
  * | `POST` `application/x-soledad-sync-put` | 200 `[{new_generation, new_transaction_id[, replica_uid]}]`; 400 bad stream; 401 ensure refused; 403 quota; 404; 409 |
  * | `POST` `application/x-soledad-sync-get` | 200 `application/x-u1db-sync-response` stream; 400; 401; 404; 409 |
  *
- * Uploads are streamed: the body is parsed line by line and applied in batches of about 8 MiB through one
+ * Uploads are streamed: the body is parsed line by line and applied in slices of about 1 MiB through one
  * {@link UploadSession}, committed only after the final `]`. A malformed stream, a failed check or an exceeded
  * quota rolls the whole upload back, so a refused upload never leaves part of itself stored.
  */
@@ -33,7 +33,6 @@ import {
   parseRecordSyncInfo,
   parseSyncGetRequest,
   RECORD_SYNC_INFO_OK,
-  SYNC_STAGING_BYTES,
   SyncPutParser,
   type SyncGetEntry,
   type SyncGetMeta,
@@ -48,6 +47,13 @@ import type { BackendCapabilities, Change, DocumentStore, IncomingDoc, UploadSes
 import type { CreateCmdResult } from '../create-cmd.js';
 import { bodyChunksOf, bodyStream, mediaTypeOf, readTextBody, rejectQuery } from '../http.js';
 import { seenIdsKey, type SeenIdsCache } from '../seen-ids.js';
+
+/**
+ * Uploaded documents are applied (inside the upload's one transaction) in slices of about this many content
+ * bytes as they arrive, not the original's 8 MiB (`SYNC_STAGING_BYTES`): storing a slice then overlaps with the
+ * client encrypting and sending the next one, instead of the client waiting for all of a batch to be stored.
+ */
+const APPLY_SLICE_BYTES = 1024 * 1024;
 
 /** Longest JSON body of `PUT …/sync-from/<src>` and of a download request. */
 const MAX_SMALL_BODY_BYTES = 64 * 1024;
@@ -197,7 +203,7 @@ export function registerSyncRoutes(app: FastifyInstance, options: SyncRoutesOpti
       if (e.doc_idx < 1 || e.doc_idx > e.number_of_docs) throw new BadRequestError('doc_idx out of range');
       staged.push({ id: e.id, rev: e.rev, content: e.content, gen: e.gen, transId: e.trans_id });
       stagedBytes += e.content === null ? 0 : e.content.length;
-      if (stagedBytes > SYNC_STAGING_BYTES || e.doc_idx === e.number_of_docs) await flush(s);
+      if (stagedBytes > APPLY_SLICE_BYTES || e.doc_idx === e.number_of_docs) await flush(s);
     };
 
     try {

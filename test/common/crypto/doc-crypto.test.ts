@@ -3,6 +3,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { b64uDecode, b64uEncode } from '../../../src/common/crypto/base64.js';
 import {
+  DocKeys,
   decryptDocContent,
   decryptLegacyDoc,
   deriveDocKey,
@@ -41,6 +42,31 @@ test('deriveDocKey = HMAC-SHA256(secret[64:], docId)', () => {
   assert.deepEqual(deriveDocKey(secret, DOC), expected);
   assert.notDeepEqual(deriveDocKey(secret, 'D-other'), expected);
   assert.throws(() => deriveDocKey(Buffer.alloc(64), DOC), RangeError);
+});
+
+test('DocKeys derives the same keys as deriveDocKey (long and short HMAC keys), and nothing once closed', () => {
+  for (const s of [secret, randomBytes(100), randomBytes(129)]) {
+    const keys = new DocKeys(s);
+    for (const id of [DOC, 'D-other', 'é', '']) assert.deepEqual(keys.derive(id), deriveDocKey(s, id));
+    keys.close();
+    assert.throws(() => keys.derive(DOC), RangeError);
+  }
+  assert.throws(() => new DocKeys(Buffer.alloc(64)), RangeError);
+});
+
+test('content encrypted with DocKeys decrypts with the secret and the other way round; IVs never repeat', () => {
+  const keys = new DocKeys(secret);
+  const ivs = new Set<string>();
+  for (let i = 0; i < 600; i++) {
+    const content = encryptDocContent(keys, DOC, REV, JSON_TEXT);
+    assert.equal(decryptDocContent(secret, DOC, REV, content), JSON_TEXT);
+    ivs.add(decodePreamble(parts(content).pre).iv.toString('hex'));
+  }
+  assert.equal(ivs.size, 600);
+  assert.equal(decryptDocContent(keys, DOC, REV, encryptDocContent(secret, DOC, REV, JSON_TEXT)), JSON_TEXT);
+  assert.throws(() => decryptDocContent(new DocKeys(randomBytes(512)), DOC, REV, encryptDocContent(keys, DOC, REV, JSON_TEXT)),
+    MacMismatchError);
+  keys.close();
 });
 
 test('encrypted content has the exact {"raw": "..."} shape and round-trips', () => {

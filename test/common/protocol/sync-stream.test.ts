@@ -158,6 +158,19 @@ describe('upload stream (§1c)', () => {
   });
   it('refuses to frame content holding a line break', () => {
     assert.throws(() => [...encodeSyncPut(HEADER, [{ ...PUT_ENTRIES[0]!, content: '{"a":\n1}' }])], InvalidContentError);
+    assert.throws(() => [...encodeSyncPut(HEADER, [{ ...PUT_ENTRIES[0]!, content: '{"a":\r1}' }], { contentInMeta: false })],
+      InvalidContentError);
+  });
+  it('with contentInMeta false, sends each content once (raw line only) and parses back to the same entries', () => {
+    const body = [...encodeSyncPut(HEADER, PUT_ENTRIES, { contentInMeta: false })].join('');
+    assert.deepEqual(parsePut(body), expectedPutItems(HEADER, PUT_ENTRIES));
+    for (const e of PUT_ENTRIES) {
+      if (e.content === null) continue;
+      assert.equal(body.split(e.content).length - 1, 1, 'each content appears exactly once');
+    }
+    const metaLines = body.split('\r\n').filter((l) => l.startsWith('{"id"'));
+    assert.equal(metaLines.length, PUT_ENTRIES.length);
+    for (const l of metaLines) assert.ok(!l.includes('"content"'), l);
   });
 
   const meta1 = '{"id":"D-1","rev":"r:1","content":null,"gen":1,"trans_id":"T","number_of_docs":1,"doc_idx":1}';

@@ -179,6 +179,57 @@ export function runBlobStoreConformance(
       assert.deepEqual(await store.updateFlags(ref('m'), () => null), ['PROCESSING']);
     }));
 
+    it('updateState keeps a metadata record beside the flags, atomically; delete drops it', withStore({}, async (store) => {
+      await store.put(ref('s'), chunks('x'), { flags: ['PENDING'] });
+      assert.deepEqual(await store.updateState(ref('s'), () => null), { flags: ['PENDING'], meta: null });
+      const outcomes = await Promise.allSettled(Array.from({ length: 10 }, (_, i) =>
+        store.updateState(ref('s'), (cur) => {
+          if (!cur.flags.includes('PENDING')) throw new Error('lost');
+          return { flags: ['PROCESSING'], meta: { holder: `r${i}`, n: i, nested: { ok: true } } };
+        })));
+      assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1);
+      const state = await store.updateState(ref('s'), () => null);
+      assert.deepEqual(state.flags, ['PROCESSING']);
+      assert.equal(typeof state.meta?.['holder'], 'string');
+      assert.deepEqual(state.meta?.['nested'], { ok: true });
+      // Plain flag writes leave the record alone; the record is invisible to listings and to the quota.
+      await store.setFlags(ref('s'), ['FAILED']);
+      assert.deepEqual((await store.updateState(ref('s'), () => null)).meta, state.meta);
+      assert.deepEqual(await store.getFlags(ref('s')), ['FAILED']);
+      assert.deepEqual(await store.list('user1', { namespace: 'default' }), ['s']);
+      assert.equal((await store.usage('user1')).used, 1);
+      await assert.rejects(store.updateState(ref('s'), () => ({ flags: ['NOPE' as 'PENDING'], meta: null })), named('InvalidFlagsError'));
+      await assert.rejects(store.updateState(ref('missing'), () => null), named('BlobNotFoundError'));
+      await store.delete(ref('s'));
+      await store.put(ref('s'), chunks('y'));
+      assert.deepEqual(await store.updateState(ref('s'), () => null), { flags: [], meta: null });
+    }));
+
+    it('lists by any of several flags, without some flags, and under a size limit', withStore({}, async (store) => {
+      await store.put(ref('p'), chunks('1'), { flags: ['PENDING'] });
+      await sleep(15);
+      await store.put(ref('r'), chunks('22'), { flags: ['PROCESSING'] });
+      await sleep(15);
+      await store.put(ref('f'), chunks('333'), { flags: ['FAILED'] });
+      await sleep(15);
+      await store.put(ref('n'), chunks('4444'));
+      const ns = { namespace: 'default' };
+      assert.deepEqual(await store.list('user1', { ...ns, filterFlag: 'PENDING', anyFlag: ['PROCESSING'], order: 'asc' }), ['p', 'r']);
+      assert.deepEqual(await store.list('user1', { ...ns, anyFlag: ['FAILED', 'PROCESSING'], order: 'desc' }), ['f', 'r']);
+      assert.deepEqual(await store.list('user1', { ...ns, excludeFlags: ['PROCESSING'], order: 'asc' }), ['p', 'f', 'n']);
+      assert.deepEqual(await store.list('user1', { ...ns, maxSize: 2 }), ['p', 'r']);
+      assert.deepEqual(await store.list('user1', { ...ns, maxSize: 3, order: 'desc', limit: 2 }), ['f', 'r']);
+      assert.deepEqual(await store.list('user1', { ...ns, maxSize: 0 }), []);
+    }));
+
+    it('a put may pass the quota by its tolerance, and no further', withStore({ quotaBytes: 100 }, async (store) => {
+      await assert.rejects(store.put(ref('t1'), chunks(Buffer.alloc(120)), { size: 120 }), named('QuotaExceededError'));
+      await store.put(ref('t1'), chunks(Buffer.alloc(120)), { size: 120, quotaTolerance: 20 });
+      await assert.rejects(store.put(ref('t2'), chunks(Buffer.alloc(1)), { size: 1, quotaTolerance: 20 }), named('QuotaExceededError'));
+      await assert.rejects(store.put(ref('t3'), chunks(Buffer.alloc(1))), named('QuotaExceededError'));
+      assert.equal((await store.usage('user1')).used, 120);
+    }));
+
     it('deletes with a marker: listed as deleted, gone for reads, id reusable', withStore({}, async (store) => {
       await store.put(ref('d'), chunks('x'), { flags: ['PENDING'] });
       await store.put(ref('keep'), chunks('y'));

@@ -61,6 +61,11 @@ export class PgDatabase implements Queryable {
     });
     // An idle client losing its connection (server restart) must not crash the process; the next query reconnects.
     this.pool.on('error', () => undefined);
+    // Nor a checked-out one (an upload holding its transaction between two batches): its 'error' event would be
+    // unhandled and kill the process. Its next query fails instead, and the request with it.
+    this.pool.on('connect', (client) => {
+      client.on('error', () => undefined);
+    });
   }
 
   /** Run one statement on any free connection. */

@@ -49,13 +49,33 @@ export class HandleCache<H extends { close(): void }> {
     }
     const handle = open();
     this.entries.set(key, handle);
+    this.evict();
+    return handle;
+  }
+
+  /** Remove the handle of `key` from the cache without closing it (the caller owns it now), if there is one. */
+  take(key: string): H | undefined {
+    const h = this.entries.get(key);
+    if (h !== undefined) this.entries.delete(key);
+    return h;
+  }
+
+  /** Hand a handle (back) to the cache as the most recently used one, closing the least recently used if full. */
+  put(key: string, handle: H): void {
+    const old = this.entries.get(key);
+    this.entries.delete(key);
+    if (old !== undefined && old !== handle) old.close();
+    this.entries.set(key, handle);
+    this.evict();
+  }
+
+  private evict(): void {
     while (this.entries.size > this.max) {
       const oldest = this.entries.keys().next().value as string;
       const victim = this.entries.get(oldest)!;
       this.entries.delete(oldest);
       victim.close();
     }
-    return handle;
   }
 
   /** Close and forget the handle of `key`, if open. */

@@ -2,7 +2,8 @@
  * User databases of the embedded engine: one SQLite file per user under `<data_dir>/users/`, holding the
  * U1DB replica of opaque ciphertext (documents, transaction log, sync log).
  */
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3-multiple-ciphers';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DatabaseClosedError, DatabaseDoesNotExistError } from '../../../common/errors.js';
@@ -82,8 +83,8 @@ class UserDb {
   }
 
   static initialize(db: Db): void {
-    db.exec(SCHEMA);
     db.transaction(() => {
+      db.exec(SCHEMA);
       db.prepare('INSERT OR IGNORE INTO u1db_config (name, value) VALUES (?, ?)').run('replica_uid', makeReplicaUid());
       db.prepare('INSERT OR IGNORE INTO u1db_config (name, value) VALUES (?, ?)').run('schema_version', SCHEMA_VERSION);
       db.prepare('INSERT OR IGNORE INTO usage (id, bytes) VALUES (1, 0)').run();
@@ -120,13 +121,18 @@ class UserDb {
     return this.s.getDoc.get(id);
   }
 
-  /** The batch logic; the caller provides the transaction. */
+  /**
+   * The batch logic; the caller provides the transaction. The source's position and the usage change are kept in
+   * memory and written once at the end: inside the transaction that is the same as writing them per document.
+   */
   applyBatch(source: string, docs: readonly IncomingDoc[]): PutBatchResult {
     const outcomes: PutOutcome[] = [];
     let { generation, transactionId } = this.generationInfo();
+    const known: { generation: number; transactionId: string } = { ...this.sourceKnown(source) };
+    let usageDelta = 0;
     for (const doc of docs) {
       const cur = this.getDoc(doc.id) ?? null;
-      validateSource(this.sourceKnown(source), doc.gen, doc.transId);
+      validateSource(known, doc.gen, doc.transId);
       const decision = decidePutIfNewer(cur, { rev: doc.rev, content: doc.content }, this.replicaUid);
       if (decision.storeRev !== null) {
         generation += 1;
@@ -134,11 +140,14 @@ class UserDb {
         const size = docSizeBytes(doc.id, decision.storeRev, doc.content);
         this.s.log.run(generation, doc.id, transactionId);
         this.s.putDoc.run(doc.id, decision.storeRev, doc.content, generation, size);
-        this.s.addUsage.run(size - (cur === null ? 0 : cur.size));
+        usageDelta += size - (cur === null ? 0 : cur.size);
       }
-      this.setSourceKnown(source, doc.gen, doc.transId);
+      known.generation = doc.gen;
+      known.transactionId = doc.transId;
       outcomes.push({ id: doc.id, state: decision.state, atGeneration: generation });
     }
+    if (docs.length > 0) this.setSourceKnown(source, known.generation, known.transactionId);
+    if (usageDelta !== 0) this.s.addUsage.run(usageDelta);
     return { outcomes, generation, transactionId };
   }
 
@@ -178,6 +187,12 @@ export interface SqliteDocumentStoreOptions {
 export class SqliteDocumentStore implements DocumentStore {
   private readonly dir: string;
   private readonly cache: HandleCache<UserDb>;
+  /**
+   * Writer connections between uploads, at most one per database (uploads of a database take turns). Opening one
+   * per upload cost more than a small upload itself (WAL set-up, statements, and a checkpoint with an fsync when
+   * the last connection closed). A connection in use is taken out of this cache, so eviction never closes it.
+   */
+  private readonly idleWriters: HandleCache<UserDb>;
   private readonly writers = new KeyedMutex();
   private readonly sessions = new Set<SqliteUploadSession>();
   private closed = false;
@@ -186,6 +201,7 @@ export class SqliteDocumentStore implements DocumentStore {
     this.dir = options.dir;
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.cache = new HandleCache(options.maxOpen);
+    this.idleWriters = new HandleCache(options.maxOpen);
   }
 
   private file(dbName: string): string {
@@ -208,11 +224,22 @@ export class SqliteDocumentStore implements DocumentStore {
       if (existsSync(this.file(dbName))) return { replicaUid: this.handle(dbName).replicaUid, created: false };
       // Build the file aside and rename it into place: no reader ever sees a half-initialized database.
       const tmp = `${this.file(dbName)}.creating-${randomBytes(6).toString('hex')}`;
-      const db = openSqlite(tmp, { mustExist: false });
+      // No journal and no syncs while building a file nobody else sees (a crash leaves only a stray temporary
+      // file); one fsync before the rename makes it durable. Setting WAL up and checkpointing it on close cost
+      // more than everything else a new user's first sync does; the first real open switches the file to WAL.
+      const db = new Database(tmp);
       try {
+        db.pragma('journal_mode = OFF');
+        db.pragma('synchronous = OFF');
         UserDb.initialize(db);
       } finally {
         db.close();
+      }
+      const fd = openSync(tmp, 'r+');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
       }
       renameSync(tmp, this.file(dbName));
       return { replicaUid: this.handle(dbName).replicaUid, created: true };
@@ -228,6 +255,7 @@ export class SqliteDocumentStore implements DocumentStore {
     assertUserDbName(dbName);
     return this.writers.run(dbName, () => {
       this.cache.drop(dbName);
+      this.idleWriters.drop(dbName);
       const file = this.file(dbName);
       const existed = existsSync(file);
       for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
@@ -270,16 +298,28 @@ export class SqliteDocumentStore implements DocumentStore {
     try {
       const file = this.file(dbName);
       if (!existsSync(file)) throw new DatabaseDoesNotExistError();
-      conn = openUserDb(file);
+      conn = this.idleWriters.take(dbName) ?? openUserDb(file);
       conn.db.exec('BEGIN IMMEDIATE');
     } catch (err) {
       conn?.close();
       release();
       throw err;
     }
-    const session = new SqliteUploadSession(conn, sourceReplicaUid, () => {
+    const writer = conn;
+    const session = new SqliteUploadSession(writer, sourceReplicaUid, () => {
       this.sessions.delete(session);
-      release();
+      try {
+        // Kept for the next upload only when it is cleanly out of its transaction, without its page cache (idle
+        // writers of many users would otherwise hold megabytes each).
+        if (!this.closed && writer.db.open && !writer.db.inTransaction) {
+          writer.db.pragma('shrink_memory');
+          this.idleWriters.put(dbName, writer);
+        } else {
+          writer.close();
+        }
+      } finally {
+        release();
+      }
     });
     this.sessions.add(session);
     return session;
@@ -306,6 +346,7 @@ export class SqliteDocumentStore implements DocumentStore {
     this.closed = true;
     for (const s of [...this.sessions]) s.abortSync();
     this.cache.closeAll();
+    this.idleWriters.closeAll();
   }
 }
 
@@ -365,14 +406,11 @@ class SqliteUploadSession implements UploadSession {
 
   private finished = false;
 
+  /** Hand the connection back (the store keeps or closes it) and release the database's write lock. */
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    try {
-      this.conn.close();
-    } finally {
-      this.onFinish();
-    }
+    this.onFinish();
   }
 
   private assertOpen(): void {

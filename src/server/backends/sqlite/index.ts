@@ -15,7 +15,11 @@ import { SqliteTokenStore } from './tokens.js';
 export interface SqliteBackendOptions {
   /** Directory holding every file of the engine (created if missing, mode 0700). */
   readonly dataDir: string;
-  /** Most user databases kept open at once, default 64. */
+  /**
+   * Most user databases kept open at once, default 128 (each holds a reader and, between uploads, a writer
+   * connection: at most 6 file descriptors). Fewer than the users syncing at the same time makes every sync
+   * reopen its database.
+   */
   readonly maxOpenDatabases?: number;
   /** Clock used for token expiry (tests). */
   readonly now?: () => number;
@@ -34,7 +38,7 @@ export const SQLITE_CAPABILITIES: BackendCapabilities = { createsDatabases: true
  */
 export async function openSqliteBackend(options: SqliteBackendOptions): Promise<Backend> {
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const documents = new SqliteDocumentStore({ dir: path.join(options.dataDir, 'users'), maxOpen: options.maxOpenDatabases ?? 64 });
+  const documents = new SqliteDocumentStore({ dir: path.join(options.dataDir, 'users'), maxOpen: options.maxOpenDatabases ?? 128 });
   const shared = new SqliteSharedStore(path.join(options.dataDir, 'shared.db'));
   const tokens = new SqliteTokenStore(path.join(options.dataDir, 'tokens.db'), options.now);
   let closed = false;

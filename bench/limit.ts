@@ -1,0 +1,125 @@
+/**
+ * The physical limit of a scenario on this machine, measured in the same run: AES-256-GCM over all its bytes
+ * (one message per document, as documents are encrypted), SQLite writing all of them (one transaction, a
+ * prepared insert, WAL, on disk) and a loopback TLS transfer of all of them to another process. Our time is
+ * printed as a multiple of their sum.
+ */
+import { createCipheriv, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import Database from 'better-sqlite3-multiple-ciphers';
+import { spawnPeer, type Peer } from './peers/spawn.js';
+
+/** The three parts of the limit and their sum, in ms; and what SQLCipher needs for the same writes (not in the sum). */
+export interface Limit {
+  aes_ms: number;
+  sqlite_ms: number;
+  tls_ms: number;
+  sum_ms: number;
+  /**
+   * The same writes into a SQLCipher 4 file configured like the client's (WAL, automatic checkpoints every 4000
+   * pages), checkpoint included: the part of a download's floor that page encryption adds on the device.
+   */
+  sqlcipher_ms: number;
+}
+
+/** Measures limits; holds a TLS sink process between scenarios. */
+export class PhysicalLimit {
+  private constructor(private readonly sink: Peer, private readonly ca: Buffer) {}
+
+  /** Start the TLS sink with the given certificate (the one our server uses, so TLS parameters match). */
+  static async start(certFile: string, keyFile: string): Promise<PhysicalLimit> {
+    const sink = await spawnPeer(join(import.meta.dirname, 'peers', 'tls-sink.ts'), [certFile, keyFile]);
+    return new PhysicalLimit(sink, readFileSync(certFile));
+  }
+
+  /** The limit for documents of these sizes (best of `repeat` runs of each part). */
+  async measure(sizes: readonly number[], repeat = 3): Promise<Limit> {
+    const docs = sizes.map((n) => randomBytes(n));
+    const total = sizes.reduce((a, b) => a + b, 0);
+    let aes = Infinity;
+    let sqlite = Infinity;
+    let tls = Infinity;
+    let sqlcipher = Infinity;
+    for (let i = 0; i < repeat; i++) {
+      aes = Math.min(aes, aesOver(docs));
+      sqlite = Math.min(sqlite, sqliteWrite(docs, false));
+      tls = Math.min(tls, await this.tlsTransfer(total));
+      sqlcipher = Math.min(sqlcipher, sqliteWrite(docs, true));
+    }
+    return { aes_ms: aes, sqlite_ms: sqlite, tls_ms: tls, sum_ms: aes + sqlite + tls, sqlcipher_ms: sqlcipher };
+  }
+
+  /** Connect, send `total` bytes, wait for the sink's acknowledgement; ms including the handshake. */
+  private async tlsTransfer(total: number): Promise<number> {
+    const block = randomBytes(64 * 1024);
+    const t0 = performance.now();
+    const socket = connect({ host: '127.0.0.1', port: this.sink.port, ca: [this.ca], servername: 'localhost' });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', resolve);
+      socket.once('error', reject);
+    });
+    const acked = new Promise<void>((resolve, reject) => {
+      socket.once('data', () => resolve());
+      socket.once('error', reject);
+    });
+    const head = Buffer.alloc(8);
+    head.writeBigUInt64BE(BigInt(total));
+    socket.write(head);
+    for (let sent = 0; sent < total; sent += block.length) {
+      const part = block.subarray(0, Math.min(block.length, total - sent));
+      if (!socket.write(part)) await new Promise<void>((resolve) => socket.once('drain', resolve));
+    }
+    await acked;
+    const elapsed = performance.now() - t0;
+    socket.destroy();
+    return elapsed;
+  }
+
+  async stop(): Promise<void> {
+    await this.sink.stop();
+  }
+}
+
+function aesOver(docs: readonly Buffer[]): number {
+  const key = randomBytes(32);
+  const iv = randomBytes(12);
+  const t0 = performance.now();
+  for (const doc of docs) {
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    cipher.update(doc);
+    cipher.final();
+    cipher.getAuthTag();
+  }
+  return performance.now() - t0;
+}
+
+function sqliteWrite(docs: readonly Buffer[], encrypted: boolean): number {
+  const dir = mkdtempSync(join(tmpdir(), 'soledad-bench-limit-'));
+  try {
+    const db = new Database(join(dir, 'limit.db'));
+    if (encrypted) {
+      db.pragma("cipher = 'sqlcipher'");
+      db.pragma('legacy = 4');
+      db.pragma(`key = "x'${randomBytes(32).toString('hex')}'"`);
+      db.pragma('wal_autocheckpoint = 4000');
+    }
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec('CREATE TABLE docs (id INTEGER PRIMARY KEY, content BLOB NOT NULL)');
+    const insert = db.prepare('INSERT INTO docs (id, content) VALUES (?, ?)');
+    const t0 = performance.now();
+    db.transaction(() => {
+      docs.forEach((doc, i) => insert.run(i, doc));
+    })();
+    // The checkpoint is part of writing: a client's WAL is checkpointed as it goes, here at close.
+    if (encrypted) db.pragma('wal_checkpoint(TRUNCATE)');
+    const elapsed = performance.now() - t0;
+    db.close();
+    return elapsed;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,114 @@
+/** Measuring helpers shared by the bench scenarios: payloads, wall and CPU time, memory of this and other processes. */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+
+export const MB = 1024 * 1024;
+
+/** A JSON-safe, incompressible string of exactly `size` characters (base64 of random bytes). */
+export function payload(size: number): string {
+  return randomBytes(Math.ceil((size * 3) / 4) + 3).toString('base64').slice(0, size);
+}
+
+/** Megabytes with one decimal. */
+export function mb(bytes: number): number {
+  return Number((bytes / MB).toFixed(1));
+}
+
+/** Milliseconds with one decimal. */
+export function ms(value: number): number {
+  return Number(value.toFixed(1));
+}
+
+/** What {@link measure} observed while its function ran. */
+export interface Measured<T> {
+  value: T;
+  /** Wall-clock time. */
+  ms: number;
+  /** CPU time of this process (user + system). */
+  cpuMs: number;
+  /** Highest RSS of this process seen, sampled every 5 ms. */
+  rssPeak: number;
+  /** That peak minus the RSS at the start. */
+  rssGrowth: number;
+}
+
+/** Run `fn` and report its wall time, this process's CPU time and its RSS peak (sampled every 5 ms). */
+export async function measure<T>(fn: () => Promise<T>): Promise<Measured<T>> {
+  global.gc?.();
+  const start = process.memoryUsage.rss();
+  let peak = start;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 5);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  try {
+    const value = await fn();
+    const elapsed = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    peak = Math.max(peak, process.memoryUsage.rss());
+    return { value, ms: elapsed, cpuMs: (cpu.user + cpu.system) / 1000, rssPeak: peak, rssGrowth: peak - start };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Another process seen through /proc (Linux): CPU time, current and peak RSS; the peak can be reset. */
+export class ProcWatch {
+  constructor(readonly pid: number) {}
+
+  /** User + system CPU time so far, in ms (clock ticks are 100 Hz on Linux). */
+  cpuMs(): number {
+    try {
+      const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      return Number.NaN;
+    }
+  }
+
+  private status(key: 'VmRSS' | 'VmHWM'): number {
+    try {
+      const kb = new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${this.pid}/status`, 'utf8'))?.[1];
+      return kb === undefined ? Number.NaN : Number(kb) * 1024;
+    } catch {
+      return Number.NaN;
+    }
+  }
+
+  /** Current resident set size in bytes. */
+  rss(): number {
+    return this.status('VmRSS');
+  }
+
+  /** Peak resident set size in bytes since start or the last {@link resetPeak}. */
+  peakRss(): number {
+    return this.status('VmHWM');
+  }
+
+  /** Make the peak start again from the current RSS (writes 5 to clear_refs; needs owning the process). */
+  resetPeak(): void {
+    try {
+      writeFileSync(`/proc/${this.pid}/clear_refs`, '5');
+    } catch {
+      // Not permitted here: the peak then covers the process's whole life, which only overstates it.
+    }
+  }
+
+  /** Reset the peak, then report CPU time, RSS at start and the peak while `fn` ran. */
+  async during<T>(fn: () => Promise<T>): Promise<{ value: T; cpuMs: number; rssStart: number; rssPeak: number }> {
+    this.resetPeak();
+    const rssStart = this.rss();
+    const cpu0 = this.cpuMs();
+    const value = await fn();
+    return { value, cpuMs: this.cpuMs() - cpu0, rssStart, rssPeak: this.peakRss() };
+  }
+}
+
+/** The `q`-quantile (0..1) of `values`, nearest-rank. */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
