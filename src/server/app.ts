@@ -11,7 +11,7 @@ import type { ServicesTokens } from './auth/services-tokens.js';
 import type { Backend } from './backends/types.js';
 import type { ServerConfig } from './config.js';
 import { runCreateCmd, type CreateCmdResult } from './create-cmd.js';
-import { answerFrameworkError, installErrorHandling } from './http.js';
+import { answerClientError, answerFrameworkError, installErrorHandling } from './http.js';
 import { DEFAULT_LIMITS, syncConcurrencyLimit, type UsersApiLimits } from './limits.js';
 import { ForbiddenError } from '../common/errors.js';
 import type { IncomingService } from './incoming/service.js';
@@ -78,6 +78,7 @@ function baseOptions(logger: Logger | undefined): FastifyServerOptions {
     trustProxy: false,
     return503OnClosing: true,
     frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
   };
 }
 

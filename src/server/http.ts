@@ -194,6 +194,41 @@ export function releaseUnreadBody(request: FastifyRequest): void {
 }
 
 /**
+ * Node's answer to bytes its HTTP parser refuses (fastify's `clientErrorHandler`). After an answer that closes the
+ * connection, what follows a refused request's body (more bytes than its Content-Length said) is parsed as a next
+ * request and fails: closing at once would reset the connection and could destroy the answer already sent, so
+ * those bytes are drained like a refused body ({@link releaseUnreadBody}). Otherwise: a 400 (408 for a timeout, 431
+ * for oversized headers) with an error body, then the connection closes.
+ *
+ * @example
+ * Fastify({ clientErrorHandler: answerClientError });
+ */
+export function answerClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  if (!socket.writable || socket.writableEnded) {
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    let read = 0;
+    socket.on('data', (chunk: Buffer) => {
+      read += chunk.length;
+      if (read > LINGER_BYTES) socket.destroy();
+    });
+    socket.once('close', () => clearTimeout(timer));
+    socket.resume();
+    return;
+  }
+  const [status, reason, wire] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    ? [408, 'Request Timeout', 'request timeout']
+    : err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'request header fields too large']
+      : [400, 'Bad Request', toWireBody(new BadRequestError()).body.error];
+  const text = `${JSON.stringify({ error: wire })}\r\n`;
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n` +
+    `connection: close\r\n\r\n${text}`);
+  socket.destroySoon?.();
+}
+
+/**
  * The request's media type, lowercased, without parameters (`application/json; charset=utf-8` →
  * `application/json`); `''` when absent.
  */

@@ -131,13 +131,31 @@ export interface IncomingEvent {
 /** Events of an {@link IncomingBox}. */
 export interface IncomingBoxEvents {
   /** A message was downloaded and handed to its consumer. */
-  delivered: [IncomingEvent & { encrypted: boolean; size: number }];
+  delivered: [IncomingEvent & {
+    /** True when the payload is still as the trusted app encrypted it. */
+    encrypted: boolean;
+    /** Payload bytes. */
+    size: number;
+  }];
   /** A message was saved, synced and confirmed. `confirmed` is false if another replica took it meanwhile. */
-  processed: [IncomingEvent & { confirmed: boolean }];
+  processed: [IncomingEvent & {
+    /** False if another replica took the message meanwhile. */
+    confirmed: boolean;
+  }];
   /** A message was marked `FAILED`. */
-  failed: [IncomingEvent & { error: Error; permanent: boolean }];
+  failed: [IncomingEvent & {
+    /** What the consumer threw (or the timeout, or the corruption found). */
+    error: Error;
+    /** True once enough client versions failed on it: no client retries it any more. */
+    permanent: boolean;
+  }];
   /** A consumer callback held the event loop for `blockedMs` before returning its promise. */
-  'slow-consumer': [IncomingEvent & { callback: 'process' | 'save'; blockedMs: number }];
+  'slow-consumer': [IncomingEvent & {
+    /** Which callback. */
+    callback: 'process' | 'save';
+    /** How long its synchronous part held the event loop. */
+    blockedMs: number;
+  }];
   /** A round could not list, sync or confirm (it is retried by the next round); never thrown from `start()`. */
   'loop-error': [Error];
 }
@@ -227,6 +245,13 @@ export class IncomingBox extends EventEmitter<IncomingBoxEvents> {
   private readonly lost = new Set<string>();
   /** Saved locally, waiting for a document sync and the confirmation. */
   private readonly awaiting = new Map<string, { namespace: string; id: string; consumer: string }>();
+  /**
+   * Messages whose reservation state is unknown: a reserve, release or fail request got no answer (the server may
+   * have applied it and died). Such a message may sit `PROCESSING` under this replica's name, invisible to the
+   * `PENDING` listing until the threshold lapses; the next run asks for it directly instead (a replica may always
+   * re-take its own reservation).
+   */
+  private readonly inDoubt = new Map<string, { namespace: string; id: string }>();
   private thresholdMs: number | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private loopTimer: NodeJS.Timeout | undefined;
@@ -394,6 +419,15 @@ export class IncomingBox extends EventEmitter<IncomingBoxEvents> {
   private async runNamespaces(summary: IncomingSummary): Promise<void> {
     namespaces: for (const [namespace, reg] of [...this.consumers.entries()]) {
       const seen = new Set<string>();
+      const doubtful = [...this.inDoubt.entries()].filter(([, d]) => d.namespace === namespace);
+      if (doubtful.length > 0) {
+        for (const [key, d] of doubtful) {
+          this.inDoubt.delete(key);
+          seen.add(d.id);
+        }
+        await this.round(namespace, reg, doubtful.map(([, d]) => d.id), false, summary);
+        if (!(await this.confirmAwaiting(summary))) return;
+      }
       const passes: IncomingListQuery[] = [];
       if (this.firstPassSizeLimit !== undefined) passes.push({ filterFlag: 'PENDING', sizeLimit: this.firstPassSizeLimit });
       passes.push({ filterFlag: 'PENDING' });
@@ -503,6 +537,7 @@ export class IncomingBox extends EventEmitter<IncomingBoxEvents> {
     } catch (err) {
       this.emit('loop-error', toError(err));
       this.forget(`${namespace}/${id}`);
+      this.inDoubt.set(`${namespace}/${id}`, { namespace, id });
       return false;
     }
   }
@@ -534,8 +569,11 @@ export class IncomingBox extends EventEmitter<IncomingBoxEvents> {
   }
 
   private async release(namespace: string, id: string): Promise<void> {
-    await this.remote.transition(namespace, id, 'PENDING', this.replicaId).catch(() => undefined);
-    this.forget(`${namespace}/${id}`);
+    const key = `${namespace}/${id}`;
+    await this.remote.transition(namespace, id, 'PENDING', this.replicaId).catch((err: unknown) => {
+      if (!(err instanceof ReservationConflictError || err instanceof BlobNotFoundError)) this.inDoubt.set(key, { namespace, id });
+    });
+    this.forget(key);
   }
 
   /** Mark FAILED with this version; false when the reservation was lost meanwhile (someone else has it). */
@@ -552,8 +590,9 @@ export class IncomingBox extends EventEmitter<IncomingBoxEvents> {
         this.forget(key);
         return false;
       }
-      // Could not reach the server: the reservation lapses and a later round (maybe elsewhere) retries.
+      // Could not reach the server: the next run here (or, once the reservation lapses, another replica) retries.
       this.forget(key);
+      this.inDoubt.set(key, { namespace: event.namespace, id: event.itemId });
       this.emit('loop-error', toError(markErr));
       return false;
     }

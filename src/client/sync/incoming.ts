@@ -10,21 +10,35 @@ import {
   isLegacyEncrypted,
   isRawEncrypted,
 } from '../../common/crypto/doc-crypto.js';
+import { EncScheme } from '../../common/crypto/preamble.js';
 import { Document, parseJsonObject } from '../../common/u1db/document.js';
 import { isNewer } from '../../common/u1db/vectorclock.js';
 import type { SyncGetEntry } from '../../common/protocol/sync-stream.js';
 
+/** B64U of the preamble's magic 0x13 0x37 and scheme byte 1 (symmetric) or 2 (external). */
+const SYMKEY_PREFIX = 'EzcB';
+const EXTERNAL_PREFIX = 'EzcC';
+
 /** How the content of an incoming document was protected. */
 export type IncomingKind = 'tombstone' | 'encrypted' | 'legacy' | 'external';
 
-/** Policy for documents that are neither our symmetric scheme nor legacy-encrypted. */
+/**
+ * Which documents that are neither our symmetric scheme nor legacy-encrypted a client stores as-is:
+ * - `'encrypted'` (default): only content encrypted to the user by someone else — a scheme-2 (external) preamble
+ *   or the original MX's `_enc_scheme: "pubkey"` incoming documents. Bare plaintext is refused, so a hostile server
+ *   cannot plant readable documents the app would take for the user's own.
+ * - `true`: any JSON object, encrypted or not (the original client's behaviour).
+ * - `false`: none.
+ */
+export type ExternalDocPolicy = boolean | 'encrypted';
+
+/** Options of {@link decodeIncoming}. */
 export interface DecodeOptions {
   /**
-   * Accept content that this client did not encrypt (e.g. incoming-box documents, scheme 2, which the incoming
-   * loop handles), stored as-is like the original client does. Default true. With false such a document is
-   * refused with {@link TamperedDocumentError}.
+   * Which content this client did not encrypt itself is stored as-is (see {@link ExternalDocPolicy}); anything
+   * else is refused with {@link TamperedDocumentError}. Default `'encrypted'`.
    */
-  allowExternal?: boolean;
+  allowExternal?: ExternalDocPolicy;
   /** Keys of `remoteSecret` prepared for many documents (a sync), used for current-scheme documents. */
   docKeys?: DocKeys;
 }
@@ -44,19 +58,48 @@ export function decodeIncoming(
   opts: DecodeOptions = {},
 ): { doc: Document; kind: IncomingKind; json: string | null } {
   if (entry.content === null) return { doc: new Document(entry.id, entry.rev, null), kind: 'tombstone', json: null };
-  if (isRawEncrypted(entry.content)) {
-    const json = decryptDocContent(opts.docKeys ?? remoteSecret, entry.id, entry.rev, entry.content);
-    return { doc: new Document(entry.id, entry.rev, parseJsonObject(json)), kind: 'encrypted', json };
-  }
+  if (isRawEncrypted(entry.content)) return decryptRaw(remoteSecret, entry.id, entry.rev, entry.content, opts);
   const obj = parseJsonObject(entry.content);
   if (isLegacyEncrypted(obj)) {
     const json = decryptLegacyDoc(remoteSecret, entry.id, entry.rev, obj);
     return { doc: new Document(entry.id, entry.rev, parseJsonObject(json)), kind: 'legacy', json };
   }
-  if (opts.allowExternal === false) {
-    throw new TamperedDocumentError('The server sent a document that is not encrypted with this account\'s key');
+  const scheme = declaredScheme(obj);
+  // Our scheme in a different serialization (e.g. no space after the colon) is still ours: verify it rather than
+  // let a prefix test wave tampered ciphertext through as "external" content.
+  if (scheme === EncScheme.symkey) return decryptRaw(remoteSecret, entry.id, entry.rev, entry.content, opts);
+  const policy = opts.allowExternal ?? 'encrypted';
+  const encryptedToUs = scheme === EncScheme.external || (obj as { _enc_scheme?: unknown })._enc_scheme === 'pubkey';
+  if (policy === false || (policy === 'encrypted' && !encryptedToUs)) {
+    throw new TamperedDocumentError(encryptedToUs
+      ? 'The server sent a document that is not encrypted with this account\'s key (external documents are refused)'
+      : 'The server sent an unencrypted document');
   }
   return { doc: new Document(entry.id, entry.rev, obj), kind: 'external', json: entry.content };
+}
+
+function decryptRaw(
+  remoteSecret: Buffer,
+  id: string,
+  rev: string,
+  content: string,
+  opts: DecodeOptions,
+): { doc: Document; kind: IncomingKind; json: string } {
+  const json = decryptDocContent(opts.docKeys ?? remoteSecret, id, rev, content);
+  return { doc: new Document(id, rev, parseJsonObject(json)), kind: 'encrypted', json };
+}
+
+/**
+ * The scheme a `{"raw": "<B64U preamble> …"}` object declares, or null for anything else. The first four base64
+ * characters carry the magic and the scheme byte (`EzcB` symmetric, `EzcC` external), like the original's own
+ * prefix test; the rest is checked when (and only when) the content is decrypted.
+ */
+function declaredScheme(obj: object): number | null {
+  const raw = (obj as { raw?: unknown }).raw;
+  if (typeof raw !== 'string') return null;
+  if (raw.startsWith(SYMKEY_PREFIX)) return EncScheme.symkey;
+  if (raw.startsWith(EXTERNAL_PREFIX)) return EncScheme.external;
+  return null;
 }
 
 /**

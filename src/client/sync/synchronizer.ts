@@ -28,7 +28,7 @@ import {
 import type { Document } from '../../common/u1db/document.js';
 import type { Change, LocalDatabase } from '../db/database.js';
 import { mapTransportError, type HttpClient } from '../http/client.js';
-import { assertNotRollback, decodeIncoming } from './incoming.js';
+import { assertNotRollback, decodeIncoming, type ExternalDocPolicy } from './incoming.js';
 import { HttpSyncTarget } from './target.js';
 
 /**
@@ -135,10 +135,12 @@ export interface SynchronizerOptions {
   /** Largest estimated upload POST size in bytes (default {@link DEFAULT_MAX_BATCH_BYTES}). */
   maxBatchBytes?: number;
   /**
-   * Accept downloaded documents that this account did not encrypt (incoming-box and other scheme-external
-   * documents), stored as-is like the original. Default true.
+   * Which downloaded documents that this account did not encrypt are stored as-is: by default (`'encrypted'`) only
+   * content encrypted to the user by someone else (scheme-2 preamble, or the original MX's `_enc_scheme: "pubkey"`
+   * documents); `true` also accepts unencrypted documents (the original's behaviour); `false` refuses all. A
+   * refused document fails the sync with `TamperedDocumentError` and nothing of the batch is applied.
    */
-  allowExternalDocs?: boolean;
+  allowExternalDocs?: ExternalDocPolicy;
   /** Also called with every progress report. Errors thrown by it (and by `progress` listeners) are ignored. */
   onProgress?: (p: SyncProgress) => void;
 }
@@ -200,7 +202,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
   private readonly remoteSecret: Buffer;
   private readonly maxBatchDocs: number;
   private readonly maxBatchBytes: number;
-  private readonly allowExternal: boolean;
+  private readonly allowExternal: ExternalDocPolicy;
   private readonly onProgress: ((p: SyncProgress) => void) | undefined;
   private stats: SyncStats | undefined;
 
@@ -211,7 +213,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     this.remoteSecret = opts.remoteSecret;
     this.maxBatchDocs = Math.max(1, opts.maxBatchDocs ?? DEFAULT_MAX_BATCH_DOCS);
     this.maxBatchBytes = Math.max(1, opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES);
-    this.allowExternal = opts.allowExternalDocs ?? true;
+    this.allowExternal = opts.allowExternalDocs ?? 'encrypted';
     this.onProgress = opts.onProgress;
   }
 

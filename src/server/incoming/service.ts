@@ -164,8 +164,13 @@ export function decideTransition(current: BlobState, req: TransitionRequest, rul
       return { flags: ['PROCESSING'], meta: writeRecord(record) };
     }
     case 'PROCESSED': {
+      // The confirming replica stays on record until the deletion: confirming again is how a confirmation whose
+      // deletion was cut short (the server died in between) finishes — for that replica only.
+      if (flags.includes('PROCESSED')) {
+        if (!holds) conflict('The message was confirmed by another replica');
+        return { flags: ['PROCESSED'], meta: writeRecord(record) };
+      }
       if (!heldOrLapsedByMe) conflict('Only the replica holding the reservation may confirm the message');
-      record.reservation = null;
       return { flags: ['PROCESSED'], meta: writeRecord(record) };
     }
     case 'FAILED': {

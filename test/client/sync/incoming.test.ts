@@ -44,16 +44,40 @@ describe('decodeIncoming', () => {
     assert.throws(() => decodeIncoming(secret, entry('D-1', 'a:2', JSON.stringify(legacy))), MacMismatchError);
   });
 
-  it('keeps scheme-external content as-is unless refused; tombstones have no content', () => {
+  it('keeps content encrypted to the user by someone else as-is; refuses bare plaintext unless allowed', () => {
     const external = '{"raw": "EzcC-not-ours", "incoming": true}';
     const { doc, kind } = decodeIncoming(secret, entry('D-9', 'a:1', external));
     assert.equal(kind, 'external');
     assert.deepEqual(doc.content, { raw: 'EzcC-not-ours', incoming: true });
+    const pubkey = '{"incoming": true, "errdecr": false, "_enc_scheme": "pubkey", "_enc_json": "-----BEGIN PGP MESSAGE-----"}';
+    assert.equal(decodeIncoming(secret, entry('D-8', 'a:1', pubkey)).kind, 'external');
     assert.throws(() => decodeIncoming(secret, entry('D-9', 'a:1', external), { allowExternal: false }), TamperedDocumentError);
+    assert.throws(() => decodeIncoming(secret, entry('D-8', 'a:1', pubkey), { allowExternal: false }), TamperedDocumentError);
+
+    const plain = '{"subject": "pay here", "iban": "XX00"}';
+    assert.throws(() => decodeIncoming(secret, entry('D-7', 'a:1', plain)), /unencrypted document/);
+    assert.throws(() => decodeIncoming(secret, entry('D-7', 'a:1', plain)), TamperedDocumentError);
+    assert.deepEqual(decodeIncoming(secret, entry('D-7', 'a:1', plain), { allowExternal: true }).doc.content, JSON.parse(plain));
+
     assert.throws(() => decodeIncoming(secret, entry('D-9', 'a:1', '[1]')), InvalidJSONError);
     const tomb = decodeIncoming(secret, entry('D-9', 'a:2', null));
     assert.equal(tomb.kind, 'tombstone');
     assert.equal(tomb.doc.content, null);
+  });
+
+  it('verifies our scheme however the server re-serializes it: a tampered {"raw":…} is not "external"', () => {
+    const content = encryptDocContent(secret, 'D-1', 'a:1', '{"x": 1}');
+    const compact = JSON.stringify(JSON.parse(content)); // no space after the colon: the prefix test misses it
+    assert.equal(compact.startsWith('{"raw": "'), false);
+    assert.deepEqual(decodeIncoming(secret, entry('D-1', 'a:1', compact)).doc.content, { x: 1 });
+    const raw = (JSON.parse(content) as { raw: string }).raw;
+    const [pre, ct] = raw.split(' ') as [string, string];
+    const bytes = Buffer.from(ct, 'base64url');
+    bytes[3]! ^= 0x40;
+    const tampered = JSON.stringify({ raw: `${pre} ${bytes.toString('base64url')}` });
+    for (const allowExternal of [true, 'encrypted', false] as const) {
+      assert.throws(() => decodeIncoming(secret, entry('D-1', 'a:1', tampered), { allowExternal }), MacMismatchError);
+    }
   });
 });
 

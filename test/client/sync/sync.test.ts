@@ -130,7 +130,7 @@ describe('sync: convergence', () => {
     }
   });
 
-  it('legacy _enc_json documents are decrypted; scheme-external ones are kept as-is', async () => {
+  it('legacy _enc_json documents are decrypted; scheme-external ones are kept as-is; plaintext is refused', async () => {
     const user = await makeUser(server);
     const dbName = `user-${user.uuid}`;
     await server.backend.documents.ensureDatabase(dbName);
@@ -153,6 +153,25 @@ describe('sync: convergence', () => {
       await assert.rejects(strict.sync.sync(), TamperedDocumentError);
     } finally {
       await strict.close();
+    }
+    // A plaintext document planted on the server: refused by default, and nothing of its batch is applied.
+    await server.backend.documents.putDocsIfNewer(dbName, 'intruder', [
+      { id: 'planted', rev: 'intruder:1', content: '{"subject": "reset your passphrase here"}', gen: 3, transId: 'T-3' },
+    ]);
+    const fresh = makeReplica(server, user);
+    try {
+      await assert.rejects(fresh.sync.sync(), /unencrypted document/);
+      assert.equal(fresh.db.getDoc('planted'), null);
+      assert.equal(fresh.sync.lastStats()?.ok, false);
+    } finally {
+      await fresh.close();
+    }
+    const lax = makeReplica(server, user, { sync: { allowExternalDocs: true } });
+    try {
+      await lax.sync.sync();
+      assert.deepEqual(lax.db.getDoc('planted')?.content, { subject: 'reset your passphrase here' });
+    } finally {
+      await lax.close();
     }
   });
 

@@ -55,6 +55,39 @@ describe('FsBlobStore specifics', () => {
     }
   });
 
+  it('a blob appears with its flags already in place; a stray flags file from a crash does not stick to a later put', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'soledad-fsblobs-'));
+    try {
+      const store = new FsBlobStore({ root });
+      const ref = { user: 'u', namespace: 'MX', blobId: 'msg1' };
+      const base = join(root, 'u/MX/m/msg/msg1/msg1');
+      // Watch the directory while the put runs: the flags file must exist the moment the blob does.
+      let sawBlobWithoutFlags = false;
+      const done = store.put(ref, (async function* () {
+        yield Buffer.from('mail');
+      })(), { flags: ['PENDING'] });
+      const watch = (async () => {
+        for (let i = 0; i < 2000 && !existsSync(base); i++) await new Promise((r) => setImmediate(r));
+        if (existsSync(base) && !existsSync(`${base}.flags`)) sawBlobWithoutFlags = true;
+      })();
+      await Promise.all([done, watch]);
+      assert.equal(sawBlobWithoutFlags, false);
+      assert.equal(readFileSync(`${base}.flags`, 'utf8'), '["PENDING"]');
+
+      // What a crash after the flags write and before the link leaves: a flags file with no blob.
+      const ref2 = { user: 'u', namespace: 'MX', blobId: 'msg2' };
+      const base2 = join(root, 'u/MX/m/msg/msg2/msg2');
+      await mkdir(dirname(base2), { recursive: true });
+      await writeFile(`${base2}.flags`, '["PENDING"]');
+      assert.deepEqual(await store.list('u', { namespace: 'MX' }), ['msg1']);
+      await store.put(ref2, chunks('plain'));
+      assert.deepEqual(await store.list('u', { namespace: 'MX', filterFlag: 'PENDING' }), ['msg1']);
+      assert.equal(existsSync(`${base2}.flags`), false);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('reads blobs laid out by the original server', async () => {
     const root = await mkdtemp(join(tmpdir(), 'soledad-fsblobs-'));
     try {

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { QuotaExceededError, ReservationConflictError } from '../../../src/common/errors.js';
+import { BlobNotFoundError, QuotaExceededError, ReservationConflictError } from '../../../src/common/errors.js';
 import type { BlobStore } from '../../../src/server/backends/blob-types.js';
 import { IncomingService } from '../../../src/server/incoming/service.js';
 
@@ -100,6 +100,18 @@ export function runIncomingStoreSuite(engine: string, setup: (quotaBytes?: numbe
       assert.deepEqual(await boxes[0].store.list(USER, { namespace: 'MX', filterFlag: 'PROCESSING' }), ['b']);
       // The last holder of `a` can still confirm it: nobody took it since.
       assert.equal((await boxes[0].transition(ref('a'), { to: 'PROCESSED', replica: 'r1' })).deleted, true);
+    }));
+
+    it('a confirmation cut short before its deletion finishes when confirmed again', withBoxes({}, async (boxes) => {
+      await boxes[0].deliver('incoming', ref('half'), bytes(10), 10);
+      await boxes[0].transition(ref('half'), { to: 'PROCESSING', replica: 'r1' });
+      // What a server killed between the flag write and the delete leaves behind.
+      await boxes[0].store.updateState(ref('half'), (st) => ({ flags: ['PROCESSED'], meta: st.meta }));
+      assert.deepEqual(await boxes[0].store.list(USER, { namespace: 'MX' }), ['half']);
+      await assert.rejects(boxes[1].transition(ref('half'), { to: 'PROCESSED', replica: 'r2' }), ReservationConflictError);
+      assert.equal((await boxes[1].transition(ref('half'), { to: 'PROCESSED', replica: 'r1' })).deleted, true);
+      assert.deepEqual(await boxes[0].store.list(USER, { namespace: 'MX' }), []);
+      await assert.rejects(boxes[0].transition(ref('half'), { to: 'PROCESSING', replica: 'r2' }), BlobNotFoundError);
     }));
 
     it('failures by distinct versions become permanent; a failed version never gets it again', withBoxes({ maxFailures: 2 }, async (boxes) => {

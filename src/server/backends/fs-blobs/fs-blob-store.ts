@@ -193,6 +193,14 @@ export class FsBlobStore implements BlobStore {
       fh = undefined;
       const tmpPath = tmp;
       await this.locks.run(this.lockKey(ref), async () => {
+        if (await exists(path)) throw new BlobAlreadyExistsError(`Blob already exists: ${ref.blobId}`);
+        // The blob's side files are set BEFORE it appears under its name: a crash after the link must not leave a
+        // blob without its flags (an incoming message nobody would ever see as PENDING, while a redelivery gets
+        // 409). A crash before the link leaves at most a stray side file, which the next put of this id replaces.
+        // A record left by a delete that crashed midway must not describe the new blob either.
+        await unlinkIfExists(path + META_SUFFIX);
+        if (options.flags !== undefined && options.flags.length > 0) await this.writeFlagsFile(path, options.flags);
+        else await unlinkIfExists(path + FLAGS_SUFFIX);
         try {
           await link(tmpPath, path);
         } catch (err) {
@@ -202,9 +210,6 @@ export class FsBlobStore implements BlobStore {
           if (await exists(path)) throw new BlobAlreadyExistsError(`Blob already exists: ${ref.blobId}`);
           await rename(tmpPath, path);
         }
-        // A record left by a delete that crashed midway must not describe the new blob.
-        await unlinkIfExists(path + META_SUFFIX);
-        if (options.flags !== undefined && options.flags.length > 0) await this.writeFlagsFile(path, options.flags);
         await unlinkIfExists(path + DELETED_SUFFIX);
       });
       reservation.commit(written);
