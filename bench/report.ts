@@ -13,6 +13,8 @@ export interface ScenarioResult {
   limit_ms?: number;
   /** Other figures (docs/s, MB/s, peak RSS …). */
   extra?: Record<string, number | string>;
+  /** Why the scenario could not be measured (a service that did not start…); `ours_ms` is then NaN. */
+  error?: string;
   /** Targets this scenario is held to, and whether this run met them. */
   checks?: Array<{ what: string; ok: boolean }>;
 }
@@ -21,7 +23,7 @@ export interface ScenarioResult {
 export function report(results: ScenarioResult[], meta: Record<string, unknown>): string {
   const rows = results.map((r) => ({
     scenario: r.name,
-    'ours ms': r.ours_ms.toFixed(1),
+    'ours ms': r.error !== undefined ? 'not measured' : r.ours_ms.toFixed(1),
     baseline: r.baseline_name ?? '',
     'baseline ms': r.baseline_ms !== undefined ? r.baseline_ms.toFixed(1) : '',
     ratio: r.baseline_ms !== undefined ? (r.ours_ms / r.baseline_ms).toFixed(2) : '',
@@ -29,6 +31,7 @@ export function report(results: ScenarioResult[], meta: Record<string, unknown>)
   }));
   console.table(rows);
   for (const r of results) {
+    if (r.error !== undefined) console.log(`${r.name}: not measured: ${r.error}`);
     if (r.extra === undefined) continue;
     console.log(`${r.name}: ${Object.entries(r.extra).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   }

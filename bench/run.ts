@@ -3,12 +3,13 @@
  * replicating the same data, the physical limit of the same bytes), so a noisy machine still compares fairly.
  * Results: a table, the targets met or not, and bench/results/<date>.json.
  *
- * `--only=local,sync,initial,blobs,incoming,scale` runs a subset (for profiling one part).
+ * `--only=local,sync,initial,blobs,incoming,scale,backends` runs a subset (for profiling one part).
  */
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { startServerProcess } from '../test/e2e/server-process.js';
+import { runBackendScenarios } from './backends.js';
 import { runBlobScenarios } from './blobs.js';
 import { runIncomingScenarios } from './incoming.js';
 import { PhysicalLimit } from './limit.js';
@@ -19,8 +20,10 @@ import { initialSyncScenario, runSyncScenarios, seedScenarios } from './sync.js'
 
 const args = process.argv.slice(2);
 if (args.includes('--help') || args.includes('-h')) {
-  console.log(`Usage: npm run bench [-- --quick] [-- --only=local,sync,initial,blobs,incoming,scale]
+  console.log(`Usage: npm run bench [-- --quick] [-- --only=local,sync,initial,blobs,incoming,scale,backends]
   --quick  smaller sizes (CI smoke, under two minutes)
+  backends: the 1000 × 10 KB sync on sqlite, postgres and couch side by side (uses SOLEDAD_TEST_POSTGRES_URL and
+            SOLEDAD_TEST_COUCH_URL when set, else starts them with scripts/test-services.sh)
 Writes bench/results/<date>.json.`);
   process.exit(0);
 }
@@ -56,6 +59,7 @@ try {
   if (wanted('initial')) results.push(...(await runSyncScenarios([initialSyncScenario(quick ? 1000 : 10_000)], limit, tls)));
   if (wanted('blobs')) results.push(...(await runBlobScenarios(quick)));
   if (wanted('incoming')) results.push(...(await runIncomingScenarios(quick)));
+  if (wanted('backends')) results.push(...(await runBackendScenarios(quick, tls)));
   if (wanted('scale')) {
     results.push(await runScaleScenario(quick
       ? { clients: 100, docs: 10, size: 10 * 1024, processes: 4 }

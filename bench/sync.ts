@@ -56,6 +56,72 @@ HttpClient.prototype.request = function countedRequest(this: HttpClient, req) {
   return originalRequest.call(this, req);
 };
 
+/** Our side of a scenario: upload from device A, download to a new device B (and the no-op sync if asked). */
+export interface OurSync {
+  up: Measured<number>;
+  down: Measured<number>;
+  /** CPU time and peak RSS of the server process during the upload and the download. */
+  upServer: { cpuMs: number; rssPeak: number };
+  downServer: { cpuMs: number; rssPeak: number };
+  noop?: { ms: number; cpuMs: number; serverCpuMs: number; requests: number; bytesSent: number; bytesReceived: number };
+}
+
+/**
+ * Time our sync of `bodies` through a fresh `soledad-server` process: device A uploads, a new device B downloads.
+ * `serverConfig` adds `[soledad-server]` lines (another storage engine: `bench/backends.ts`).
+ *
+ * @example
+ * const ours = await runOurSync(scenario, scenario.sizes.map(payload), tls, 'backend = postgres\n…');
+ */
+export async function runOurSync(
+  scenario: SyncScenario,
+  bodies: readonly string[],
+  tls: { certFile: string; keyFile: string },
+  serverConfig = '',
+): Promise<OurSync> {
+  const docs = scenario.sizes.length;
+  // One certificate for our server, the peer's and the limit's TLS sink: same TLS work on every side.
+  const server = await startServerProcess(`tls_cert = ${tls.certFile}\ntls_key = ${tls.keyFile}\n${serverConfig}`);
+  const watch = new ProcWatch(server.pid()!);
+  const work = mkdtempSync(join(tmpdir(), 'soledad-bench-sync-'));
+  let ours: OurSync;
+  try {
+    const uuid = randomUUID().replace(/-/g, '');
+    const token = await server.token(uuid);
+    const opts = (name: string): SoledadOptions => ({
+      uuid, passphrase: 'bench', secretsPath: join(work, name, 'soledad.json'), localDbPath: join(work, name, 'soledad.u1db'),
+      serverUrl: server.url, certFile: tls.certFile, authToken: token,
+    });
+    const a = await Soledad.open(opts('a'));
+    await Promise.all(bodies.map((body) => a.createDoc({ body })));
+    const up = await watch.during(() => measure(() => a.sync()));
+    await a.close();
+
+    const b = await Soledad.open(opts('b'));
+    const down = await watch.during(() => measure(() => b.sync()));
+    if ((await b.getAllDocs()).docs.length !== docs) throw new Error('download incomplete');
+    ours = {
+      up: up.value, down: down.value,
+      upServer: { cpuMs: up.cpuMs, rssPeak: up.rssPeak }, downServer: { cpuMs: down.cpuMs, rssPeak: down.rssPeak },
+    };
+    if (scenario.noop === true) {
+      const before = requestCount;
+      const noop = await watch.during(() => measure(() => b.sync()));
+      const stats = b.syncStats()!;
+      if (!stats.upToDate) throw new Error('the no-op sync was not up to date');
+      ours.noop = {
+        ms: noop.value.ms, cpuMs: noop.value.cpuMs, serverCpuMs: noop.cpuMs, requests: requestCount - before,
+        bytesSent: stats.bytesSent, bytesReceived: stats.bytesReceived,
+      };
+    }
+    await b.close();
+  } finally {
+    await server.stop().catch(() => undefined);
+    rmSync(work, { recursive: true, force: true });
+  }
+  return ours;
+}
+
 /**
  * Run the scenarios: ours, PouchDB's, and the physical limit of each.
  *
@@ -72,51 +138,7 @@ export async function runSyncScenarios(
     const bodies = scenario.sizes.map(payload);
     const bytes = scenario.sizes.reduce((x, y) => x + y, 0);
     const docs = scenario.sizes.length;
-    // One certificate for our server, the peer's and the limit's TLS sink: same TLS work on every side.
-    const server = await startServerProcess(`tls_cert = ${tls.certFile}\ntls_key = ${tls.keyFile}\n`);
-    const watch = new ProcWatch(server.pid()!);
-    const work = mkdtempSync(join(tmpdir(), 'soledad-bench-sync-'));
-    let ours: {
-      up: Measured<number>;
-      down: Measured<number>;
-      upServer: { cpuMs: number; rssPeak: number };
-      downServer: { cpuMs: number; rssPeak: number };
-      noop?: { ms: number; cpuMs: number; serverCpuMs: number; requests: number; bytesSent: number; bytesReceived: number };
-    };
-    try {
-      const uuid = randomUUID().replace(/-/g, '');
-      const token = await server.token(uuid);
-      const opts = (name: string): SoledadOptions => ({
-        uuid, passphrase: 'bench', secretsPath: join(work, name, 'soledad.json'), localDbPath: join(work, name, 'soledad.u1db'),
-        serverUrl: server.url, certFile: tls.certFile, authToken: token,
-      });
-      const a = await Soledad.open(opts('a'));
-      await Promise.all(bodies.map((body) => a.createDoc({ body })));
-      const up = await watch.during(() => measure(() => a.sync()));
-      await a.close();
-
-      const b = await Soledad.open(opts('b'));
-      const down = await watch.during(() => measure(() => b.sync()));
-      if ((await b.getAllDocs()).docs.length !== docs) throw new Error('download incomplete');
-      ours = {
-        up: up.value, down: down.value,
-        upServer: { cpuMs: up.cpuMs, rssPeak: up.rssPeak }, downServer: { cpuMs: down.cpuMs, rssPeak: down.rssPeak },
-      };
-      if (scenario.noop === true) {
-        const before = requestCount;
-        const noop = await watch.during(() => measure(() => b.sync()));
-        const stats = b.syncStats()!;
-        if (!stats.upToDate) throw new Error('the no-op sync was not up to date');
-        ours.noop = {
-          ms: noop.value.ms, cpuMs: noop.value.cpuMs, serverCpuMs: noop.cpuMs, requests: requestCount - before,
-          bytesSent: stats.bytesSent, bytesReceived: stats.bytesReceived,
-        };
-      }
-      await b.close();
-    } finally {
-      await server.stop().catch(() => undefined);
-      rmSync(work, { recursive: true, force: true });
-    }
+    const ours = await runOurSync(scenario, bodies, tls);
 
     const pouch = await runPouchScenario(bodies, tls, { noop: scenario.noop === true });
     const lim = limit === null ? null : await limit.measure(scenario.sizes);

@@ -23,7 +23,7 @@ import pg from 'pg';
 import { openCouchBackend } from '../../src/server/backends/couch/index.js';
 import { openPostgresBackend } from '../../src/server/backends/postgres/index.js';
 import { openSqliteBackend } from '../../src/server/backends/sqlite/index.js';
-import type { Backend } from '../../src/server/backends/types.js';
+import type { Backend, StoredDoc } from '../../src/server/backends/types.js';
 
 /** Engine names the tests know. */
 export type TestEngine = 'sqlite' | 'postgres' | 'couch';
@@ -130,13 +130,31 @@ export async function openTestBackend(engine: TestEngine, options: TestBackendOp
   }
 }
 
+/**
+ * A request to the CouchDB server at `url` (credentials in the URL, as a real CouchDB needs them, are sent as Basic
+ * authorization: `fetch` refuses URLs that carry them).
+ *
+ * @example
+ * const res = await couchFetch(couchTestUrl(), '/_all_dbs');
+ */
+export function couchFetch(url: string, path: string, init: RequestInit = {}): Promise<Response> {
+  const u = new URL(url);
+  const headers = new Headers(init.headers);
+  if (u.username !== '') {
+    const creds = `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`;
+    headers.set('authorization', `Basic ${Buffer.from(creds).toString('base64')}`);
+  }
+  u.username = '';
+  u.password = '';
+  return fetch(`${u.toString().replace(/\/+$/, '')}${path}`, { ...init, headers });
+}
+
 /** Delete every CouchDB database whose name starts with `prefix`. */
 export async function dropCouchPrefix(url: string, prefix: string): Promise<void> {
-  const base = url.replace(/\/+$/, '');
-  const res = await fetch(`${base}/_all_dbs`);
+  const res = await couchFetch(url, '/_all_dbs');
   const names = (await res.json()) as string[];
   for (const name of names.filter((n) => n.startsWith(prefix))) {
-    await (await fetch(`${base}/${encodeURIComponent(name)}`, { method: 'DELETE' })).arrayBuffer();
+    await (await couchFetch(url, `/${encodeURIComponent(name)}`, { method: 'DELETE' })).arrayBuffer();
   }
 }
 
@@ -146,6 +164,11 @@ export interface ServerEngineConfig {
   config: string;
   /** Remove the engine's data (the PostgreSQL schema; CouchDB user databases live in the test server's memory). */
   teardown: () => Promise<void>;
+  /**
+   * Open, in this process, the store a server process with this configuration and `data_dir` uses: how a test
+   * looks at what the server stored. Close it when done.
+   */
+  open: (dataDir: string) => Promise<Backend>;
 }
 
 /**
@@ -159,16 +182,38 @@ export interface ServerEngineConfig {
 export async function serverEngineConfig(engine: TestEngine): Promise<ServerEngineConfig> {
   switch (engine) {
     case 'sqlite':
-      return { config: '', teardown: async () => undefined };
+      return { config: '', teardown: async () => undefined, open: (dataDir) => openSqliteBackend({ dataDir }) };
     case 'postgres': {
       const url = postgresTestUrl();
       const schema = freshPgSchema();
       return {
         config: `backend = postgres\npostgres_url = ${url}\npostgres_schema = ${schema}\n`,
         teardown: () => dropPgSchema(url, schema),
+        open: () => openPostgresBackend({ url, schema }),
       };
     }
-    case 'couch':
-      return { config: `backend = couch\ncouch_url = ${couchTestUrl()}\n`, teardown: async () => undefined };
+    case 'couch': {
+      const url = couchTestUrl();
+      return {
+        config: `backend = couch\ncouch_url = ${url}\n`,
+        teardown: async () => undefined,
+        open: () => openCouchBackend({ url, checkSchemas: false }),
+      };
+    }
   }
+}
+
+/**
+ * Every document of a user's database as the engine stores it (ciphertext, revisions, tombstones), in id order:
+ * how a test looks at what a server stored.
+ *
+ * @example
+ * const docs = await storedUserDocs(await engine.open(server.dataDir), uuid);
+ */
+export async function storedUserDocs(backend: Backend, uuid: string): Promise<StoredDoc[]> {
+  const db = `user-${uuid}`;
+  const { changes } = await backend.documents.whatsChanged(db, 0);
+  const docs: StoredDoc[] = [];
+  for await (const d of backend.documents.getDocs(db, changes.map((c) => c.id))) docs.push(d);
+  return docs.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
 }

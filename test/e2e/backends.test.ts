@@ -13,6 +13,7 @@ import { Agent, request } from 'undici';
 import { Soledad, type SoledadOptions } from '../../src/index.js';
 import { encodeTokenAuthorization } from '../../src/common/protocol/auth.js';
 import { serverEngineConfig, testEngines, type ServerEngineConfig } from '../backends/engines.js';
+import { startEngineServer, type EngineServer } from './engine-server.js';
 import { startServerProcess, type ServerProcess } from './server-process.js';
 
 interface User { uuid: string; token: string }
@@ -37,20 +38,15 @@ async function contents(sol: Soledad): Promise<Record<string, unknown>> {
 
 for (const engine of testEngines()) {
   describe(`end to end on ${engine}`, () => {
-    let engineConfig: ServerEngineConfig;
+    let env: EngineServer;
     let server: ServerProcess;
     let work: string;
 
     before(async () => {
-      engineConfig = await serverEngineConfig(engine);
-      server = await startServerProcess(engineConfig.config);
-      work = mkdtempSync(join(tmpdir(), `soledad-e2e-${engine}-`));
+      env = await startEngineServer(engine);
+      ({ server, work } = env);
     });
-    after(async () => {
-      await server?.stop();
-      await engineConfig?.teardown();
-      if (work !== undefined) rmSync(work, { recursive: true, force: true });
-    });
+    after(() => env?.close());
 
     async function newUser(): Promise<User> {
       const uuid = randomUUID().replace(/-/g, '');

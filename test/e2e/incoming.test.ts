@@ -1,11 +1,14 @@
 /**
  * The incoming box end to end, every party in its own process: a real `soledad-server`, a trusted application
- * delivering over the Services API, and replicas of the user running the processing loop.
+ * delivering over the Services API, and replicas of the user running the processing loop. Every scenario runs on
+ * each engine of `SOLEDAD_TEST_BACKENDS` (default: sqlite, postgres, couch):
  *
- * - 500 messages delivered while two replicas process concurrently: each processed exactly once, none lost;
+ * - 500 messages (200 on the shared engines) delivered while two replicas process concurrently: each processed
+ *   exactly once, none lost;
  * - a replica SIGKILLed while it holds reservations: they lapse after PROCESSING_THRESHOLD and the other replica
  *   finishes the work;
- * - over quota: the trusted app gets 507 with a JSON error and no file (not even a partial one) is left;
+ * - over quota: the trusted app gets 507 with a JSON error, nothing of it is stored or reserved, and with the
+ *   filesystem blob store (sqlite, couch engines) no file (not even a partial one) is left;
  * - the Services API listens on loopback only and refuses bad tokens; the public listener has no delivery route;
  * - on PostgreSQL: two server processes sharing one database, one replica on each, still exactly once.
  */
@@ -24,12 +27,18 @@ import { deliver, encryptForRecipient } from '../../examples/mx-delivery.js';
 import { HttpClient } from '../../src/client/http/client.js';
 import { encodeTokenAuthorization } from '../../src/common/protocol/auth.js';
 import { Soledad } from '../../src/index.js';
-import { dropPgSchema, engineSelected, freshPgSchema, postgresTestUrl } from '../backends/engines.js';
+import { blobStoreOf } from '../../src/server/backends/index.js';
+import {
+  dropPgSchema, engineSelected, freshPgSchema, postgresTestUrl, serverEngineConfig, testEngines, type ServerEngineConfig,
+  type TestEngine,
+} from '../backends/engines.js';
 import { startServerProcess, type ServerProcess } from './server-process.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const PASSPHRASE = 'incoming e2e passphrase';
 const THRESHOLD_S = 3;
+/** Messages of the exactly-once scenario per engine: the full 500 on the embedded engine, fewer on the others. */
+const EXACTLY_ONCE_COUNT: Record<TestEngine, number> = { sqlite: 500, postgres: 200, couch: 200 };
 
 /** A child process speaking JSON lines. */
 interface Child {
@@ -214,149 +223,177 @@ async function exactlyOnce(
   }
 }
 
-describe('incoming box, end to end (filesystem blobs)', () => {
-  let setup: Setup;
-  before(async () => {
-    setup = await startWithTokens();
-  });
-  after(async () => {
-    for (const c of children) await c.kill();
-    await setup?.server.stop();
-    if (setup !== undefined) rmSync(setup.dir, { recursive: true, force: true });
-  });
-
-  it('500 messages delivered by a trusted-app process while two replicas process: each exactly once', async () => {
-    await exactlyOnce(setup, [setup.server, setup.server], 500);
-  });
-
-  it('a replica killed while holding reservations: they lapse after the threshold and the other replica finishes', async () => {
-    const user = await newUser(setup.server);
-    const { publicKeyPem, privateKeyPem } = keys();
-    const target = { servicesUrl: setup.server.servicesUrl, service: 'mx', token: setup.serviceToken };
-    const all: string[] = [];
-    for (let i = 0; i < 10; i++) {
-      const id = `k${i}`;
-      const mail = Buffer.from(`Subject: message ${i}\n\nbody ${i}\n`);
-      assert.equal((await deliver(target, user.uuid, id, encryptForRecipient(publicKeyPem, mail))).status, 200);
-      all.push(id);
-    }
-    const doomed = await startReplica(replicaArgs(setup, setup.server, user, 'doomed', privateKeyPem, { hang: true, concurrency: 2 }));
-    await doomed.until((ev) => ids(ev, 'holding').length >= 2, 30_000, 'reservations held');
-    const held = ids(doomed.events, 'holding');
-    assert.deepEqual((await remaining(setup.server, user, { filter_flag: 'PROCESSING' })).sort(), [...held].sort());
-    const killedAt = Date.now();
-    await doomed.kill();
-
-    const survivor = await startReplica(replicaArgs(setup, setup.server, user, 'survivor', privateKeyPem, { intervalMs: 200 }));
-    await survivor.until((ev) => ids(ev, 'processed').length >= all.length - held.length, 60_000, 'the free messages');
-    // The held ones are still reserved by the dead replica until the threshold passes (counted from its last
-    // renewal, at most a third of the threshold before it died)…
-    const early = ids(survivor.events, 'processed');
-    if (Date.now() - killedAt < (THRESHOLD_S * 2 / 3) * 1000 - 200) {
-      assert.deepEqual(early.filter((id) => held.includes(id)), [], 'taken before the reservation lapsed');
-    }
-    // …then the survivor takes them over.
-    await survivor.until((ev) => ids(ev, 'processed').length >= all.length, 60_000, 'the held messages after the threshold');
-    const tookOver = Date.now() - killedAt;
-    assert.ok(tookOver >= (THRESHOLD_S * 2 / 3) * 1000 - 200, `took over after ${tookOver} ms, threshold ${THRESHOLD_S} s`);
-    await sleep(500);
-    await survivor.stop();
-    assert.deepEqual(ids(survivor.events, 'processed').sort(), [...all].sort(), 'each exactly once, by the survivor');
-    assert.deepEqual(ids(doomed.events, 'processed'), []);
-    assert.deepEqual(await remaining(setup.server, user), []);
-    const docs = await mailDocs(setup, setup.server, user);
-    assert.deepEqual(docs.map((d) => d.docId).sort(), all.map((id) => `mail-${id}`).sort());
-  });
-
-  it('the Services API: loopback only, bad tokens refused; the public listener has no delivery route', async () => {
-    const { server } = setup;
-    const servicesPort = Number(new URL(server.servicesUrl).port);
-    const usersPort = Number(new URL(server.url).port);
-    const user = await newUser(server);
-
-    // Bound to 127.0.0.1 only: the kernel's table of listening sockets says so…
-    const listening = (file: string, port: number): string[] => {
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch {
-        return [];
-      }
-      const hex = port.toString(16).toUpperCase().padStart(4, '0');
-      return text.split('\n').slice(1).map((l) => l.trim().split(/\s+/))
-        .filter((f) => f.length > 3 && f[1]!.endsWith(`:${hex}`) && f[3] === '0A').map((f) => f[1]!.split(':')[0]!);
-    };
-    assert.deepEqual(listening('/proc/net/tcp', servicesPort), ['0100007F']);
-    assert.deepEqual(listening('/proc/net/tcp6', servicesPort), []);
-    // …and a connection to this host's external address is refused, while the public listener accepts it.
-    const external = Object.values(networkInterfaces()).flat().find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
-    if (external !== undefined) {
-      const tryConnect = (port: number) => new Promise<string>((resolve) => {
-        const s = connect({ host: external, port, timeout: 3000 });
-        s.once('connect', () => { s.destroy(); resolve('connected'); });
-        s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
-        s.once('timeout', () => { s.destroy(); resolve('timeout'); });
-      });
-      assert.equal(await tryConnect(usersPort), 'connected', `the public listener is reachable on ${external}`);
-      assert.equal(await tryConnect(servicesPort), 'ECONNREFUSED');
-    }
-
-    const put = (auth: string | undefined, id: string) => request(`${server.servicesUrl}incoming/${user.uuid}/${id}`, {
-      method: 'PUT', body: 'payload', headers: { 'content-length': '7', ...(auth === undefined ? {} : { authorization: auth }) },
+for (const engine of testEngines()) {
+  describe(`incoming box, end to end on ${engine}`, () => {
+    let setup: Setup;
+    let engineConfig: ServerEngineConfig;
+    before(async () => {
+      engineConfig = await serverEngineConfig(engine);
+      setup = await startWithTokens(engineConfig.config);
     });
-    for (const auth of [encodeTokenAuthorization('mx', 'wrong-token'), encodeTokenAuthorization('other', setup.serviceToken), undefined, 'Token %%%']) {
-      const r = await put(auth, 'refused');
-      assert.equal(r.statusCode, 401);
-      await r.body.dump();
-    }
-    const ok = await put(encodeTokenAuthorization('mx', setup.serviceToken), 'accepted');
-    assert.equal(ok.statusCode, 200);
-    await ok.body.dump();
-    assert.deepEqual(await remaining(server, user), ['accepted']);
+    after(async () => {
+      for (const c of children) await c.kill();
+      await setup?.server.stop();
+      await engineConfig?.teardown();
+      if (setup !== undefined) rmSync(setup.dir, { recursive: true, force: true });
+    });
 
-    // The public listener: no /incoming resource, whoever asks.
-    const http = new HttpClient({ serverUrl: server.url, certFile: server.certFile, uuid: user.uuid, token: user.token });
-    try {
-      const asUser = await http.request({ method: 'PUT', path: `/incoming/${user.uuid}/public-1`, body: 'x', acceptStatus: [404] });
-      assert.equal(asUser.status, 404);
-      await asUser.dump();
-      const asService = await http.request({
-        method: 'PUT', path: `/incoming/${user.uuid}/public-2`, body: 'x', anonymous: true,
-        headers: { authorization: encodeTokenAuthorization('mx', setup.serviceToken) }, acceptStatus: [401],
+    const count = EXACTLY_ONCE_COUNT[engine];
+    it(`${count} messages delivered by a trusted-app process while two replicas process: each exactly once`, async () => {
+      await exactlyOnce(setup, [setup.server, setup.server], count);
+    });
+
+    it('a replica killed while holding reservations: they lapse after the threshold and the other replica finishes', async () => {
+      const user = await newUser(setup.server);
+      const { publicKeyPem, privateKeyPem } = keys();
+      const target = { servicesUrl: setup.server.servicesUrl, service: 'mx', token: setup.serviceToken };
+      const all: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const id = `k${i}`;
+        const mail = Buffer.from(`Subject: message ${i}\n\nbody ${i}\n`);
+        assert.equal((await deliver(target, user.uuid, id, encryptForRecipient(publicKeyPem, mail))).status, 200);
+        all.push(id);
+      }
+      const doomed = await startReplica(replicaArgs(setup, setup.server, user, 'doomed', privateKeyPem, { hang: true, concurrency: 2 }));
+      await doomed.until((ev) => ids(ev, 'holding').length >= 2, 30_000, 'reservations held');
+      const held = ids(doomed.events, 'holding');
+      assert.deepEqual((await remaining(setup.server, user, { filter_flag: 'PROCESSING' })).sort(), [...held].sort());
+      const killedAt = Date.now();
+      await doomed.kill();
+
+      const survivor = await startReplica(replicaArgs(setup, setup.server, user, 'survivor', privateKeyPem, { intervalMs: 200 }));
+      await survivor.until((ev) => ids(ev, 'processed').length >= all.length - held.length, 60_000, 'the free messages');
+      // The held ones are still reserved by the dead replica until the threshold passes (counted from its last
+      // renewal, at most a third of the threshold before it died)…
+      const early = ids(survivor.events, 'processed');
+      if (Date.now() - killedAt < (THRESHOLD_S * 2 / 3) * 1000 - 200) {
+        assert.deepEqual(early.filter((id) => held.includes(id)), [], 'taken before the reservation lapsed');
+      }
+      // …then the survivor takes them over.
+      await survivor.until((ev) => ids(ev, 'processed').length >= all.length, 60_000, 'the held messages after the threshold');
+      const tookOver = Date.now() - killedAt;
+      assert.ok(tookOver >= (THRESHOLD_S * 2 / 3) * 1000 - 200, `took over after ${tookOver} ms, threshold ${THRESHOLD_S} s`);
+      await sleep(500);
+      await survivor.stop();
+      assert.deepEqual(ids(survivor.events, 'processed').sort(), [...all].sort(), 'each exactly once, by the survivor');
+      assert.deepEqual(ids(doomed.events, 'processed'), []);
+      assert.deepEqual(await remaining(setup.server, user), []);
+      const docs = await mailDocs(setup, setup.server, user);
+      assert.deepEqual(docs.map((d) => d.docId).sort(), all.map((id) => `mail-${id}`).sort());
+    });
+
+    it('the Services API: loopback only, bad tokens refused; the public listener has no delivery route', async () => {
+      const { server } = setup;
+      const servicesPort = Number(new URL(server.servicesUrl).port);
+      const usersPort = Number(new URL(server.url).port);
+      const user = await newUser(server);
+
+      // Bound to 127.0.0.1 only: the kernel's table of listening sockets says so…
+      const listening = (file: string, port: number): string[] => {
+        let text: string;
+        try {
+          text = readFileSync(file, 'utf8');
+        } catch {
+          return [];
+        }
+        const hex = port.toString(16).toUpperCase().padStart(4, '0');
+        return text.split('\n').slice(1).map((l) => l.trim().split(/\s+/))
+          .filter((f) => f.length > 3 && f[1]!.endsWith(`:${hex}`) && f[3] === '0A').map((f) => f[1]!.split(':')[0]!);
+      };
+      assert.deepEqual(listening('/proc/net/tcp', servicesPort), ['0100007F']);
+      assert.deepEqual(listening('/proc/net/tcp6', servicesPort), []);
+      // …and a connection to this host's external address is refused, while the public listener accepts it.
+      const external = Object.values(networkInterfaces()).flat().find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
+      if (external !== undefined) {
+        const tryConnect = (port: number) => new Promise<string>((resolve) => {
+          const s = connect({ host: external, port, timeout: 3000 });
+          s.once('connect', () => { s.destroy(); resolve('connected'); });
+          s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+          s.once('timeout', () => { s.destroy(); resolve('timeout'); });
+        });
+        assert.equal(await tryConnect(usersPort), 'connected', `the public listener is reachable on ${external}`);
+        assert.equal(await tryConnect(servicesPort), 'ECONNREFUSED');
+      }
+
+      const put = (auth: string | undefined, id: string) => request(`${server.servicesUrl}incoming/${user.uuid}/${id}`, {
+        method: 'PUT', body: 'payload', headers: { 'content-length': '7', ...(auth === undefined ? {} : { authorization: auth }) },
       });
-      assert.equal(asService.status, 401);
-      await asService.dump();
-    } finally {
-      await http.close();
-    }
-    assert.deepEqual(await remaining(server, user), ['accepted']);
-  });
-});
+      for (const auth of [encodeTokenAuthorization('mx', 'wrong-token'), encodeTokenAuthorization('other', setup.serviceToken), undefined, 'Token %%%']) {
+        const r = await put(auth, 'refused');
+        assert.equal(r.statusCode, 401);
+        await r.body.dump();
+      }
+      const ok = await put(encodeTokenAuthorization('mx', setup.serviceToken), 'accepted');
+      assert.equal(ok.statusCode, 200);
+      await ok.body.dump();
+      assert.deepEqual(await remaining(server, user), ['accepted']);
 
-describe('incoming box, end to end: quota', () => {
-  let setup: Setup;
-  before(async () => {
-    setup = await startWithTokens('quota_bytes = 100KiB\n');
-  });
-  after(async () => {
-    await setup?.server.stop();
-    if (setup !== undefined) rmSync(setup.dir, { recursive: true, force: true });
+      // The public listener: no /incoming resource, whoever asks.
+      const http = new HttpClient({ serverUrl: server.url, certFile: server.certFile, uuid: user.uuid, token: user.token });
+      try {
+        const asUser = await http.request({ method: 'PUT', path: `/incoming/${user.uuid}/public-1`, body: 'x', acceptStatus: [404] });
+        assert.equal(asUser.status, 404);
+        await asUser.dump();
+        const asService = await http.request({
+          method: 'PUT', path: `/incoming/${user.uuid}/public-2`, body: 'x', anonymous: true,
+          headers: { authorization: encodeTokenAuthorization('mx', setup.serviceToken) }, acceptStatus: [401],
+        });
+        assert.equal(asService.status, 401);
+        await asService.dump();
+      } finally {
+        await http.close();
+      }
+      assert.deepEqual(await remaining(server, user), ['accepted']);
+    });
   });
 
-  it('over quota: the trusted app gets 507 with a JSON error it can log, and no file is left', async () => {
-    const user = await newUser(setup.server);
-    const target = { servicesUrl: setup.server.servicesUrl, service: 'mx', token: setup.serviceToken };
-    assert.equal((await deliver(target, user.uuid, 'fits', randomBytes(40 * 1024))).status, 200);
-    const refused = await deliver(target, user.uuid, 'toobig', randomBytes(80 * 1024));
-    assert.equal(refused.status, 507);
-    assert.equal(refused.error?.error, 'quota exceeded');
-    assert.match(refused.error?.message ?? '', /would pass the limit: \d+ of 102400 bytes used/);
-    const userDir = join(setup.server.dataDir, 'blobs', user.uuid);
-    const files = readdirSync(userDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
-    assert.deepEqual(files.sort(), ['fits', 'fits.flags'], 'no partial or temporary file');
-    assert.deepEqual(await remaining(setup.server, user), ['fits']);
+  describe(`incoming box, end to end on ${engine}: quota`, () => {
+    let setup: Setup;
+    let engineConfig: ServerEngineConfig;
+    before(async () => {
+      engineConfig = await serverEngineConfig(engine);
+      setup = await startWithTokens(`${engineConfig.config}quota_bytes = 100KiB\n`);
+    });
+    after(async () => {
+      await setup?.server.stop();
+      await engineConfig?.teardown();
+      if (setup !== undefined) rmSync(setup.dir, { recursive: true, force: true });
+    });
+
+    it('over quota: the trusted app gets 507 with a JSON error it can log, and no file is left', async () => {
+      const user = await newUser(setup.server);
+      const target = { servicesUrl: setup.server.servicesUrl, service: 'mx', token: setup.serviceToken };
+      assert.equal((await deliver(target, user.uuid, 'fits', randomBytes(40 * 1024))).status, 200);
+      const refused = await deliver(target, user.uuid, 'toobig', randomBytes(80 * 1024));
+      assert.equal(refused.status, 507);
+      assert.equal(refused.error?.error, 'quota exceeded');
+      assert.match(refused.error?.message ?? '', /would pass the limit: \d+ of 102400 bytes used/);
+      // What the engine itself stored: the one delivery that fitted, nothing reserved by the refused one.
+      const blobsPath = join(setup.server.dataDir, 'blobs');
+      const backend = await engineConfig.open(setup.server.dataDir);
+      try {
+        const store = blobStoreOf(backend, { blobsPath, concurrentBlobWrites: 4, quotaBytes: 100 * 1024 });
+        const [usage, fits] = await Promise.all([
+          store.usage(user.uuid), store.stat({ user: user.uuid, namespace: 'MX', blobId: 'fits' }),
+        ]).finally(async () => {
+          if (backend.blobs === undefined) await store.close();
+        });
+        // Exactly the delivery that fitted counts as used; nothing of the refused one is stored or held.
+        assert.ok(fits !== null && fits.size >= 40 * 1024);
+        assert.equal(usage.used, fits.size);
+        assert.equal(usage.reserved, 0);
+        if (backend.blobs === undefined) {
+          const userDir = join(blobsPath, user.uuid);
+          const files = readdirSync(userDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
+          assert.deepEqual(files.sort(), ['fits', 'fits.flags'], 'no partial or temporary file');
+        }
+      } finally {
+        await backend.close();
+      }
+      assert.deepEqual(await remaining(setup.server, user), ['fits']);
+    });
   });
-});
+}
 
 if (engineSelected('postgres')) {
   describe('incoming box, end to end: two server processes on one PostgreSQL', () => {

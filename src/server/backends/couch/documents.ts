@@ -7,6 +7,11 @@
  * and the usage counter, with `_bulk_docs` when `batching` is on (one request per document otherwise). Until
  * then nothing is visible, and an abort simply forgets the buffered changes.
  *
+ * Before the documents, the commit records its generations in `_local/soledad_commit` and clears it once the
+ * generation documents are written. If that never happens (the process dies, CouchDB refuses a generation
+ * document), the next writer of the database finishes the log from the record before it starts: otherwise the
+ * stored documents would never be in the log, since a device re-sending them only converges.
+ *
  * Readers that meet a commit half-way see documents before their generation documents (harmless: the next sync
  * picks them up) and never a generation whose predecessors are missing: `whats_changed` stops at the first gap.
  */
@@ -58,6 +63,8 @@ import {
 
 /** Local document keeping the bytes used by a database's documents (this port's addition). */
 const USAGE_LOCAL_ID = 'soledad_usage';
+/** Local document recording the generations of a commit in progress (this port's addition). */
+const COMMIT_LOCAL_ID = 'soledad_commit';
 /** Documents fetched per `_all_docs` request when reading. */
 const READ_PAGE = 16;
 /** Most bytes (roughly) of one `_bulk_docs` request. */
@@ -66,6 +73,9 @@ const BULK_BYTES = 4 * 1024 * 1024;
 const BULK_DOCS = 500;
 
 interface SyncLogDoc { gen: number; trans_id: string; replica_uid?: string }
+
+/** One generation of a commit in progress, with the revision its document is written at. */
+interface CommitEntry { gen: number; doc_id: string; trans_id: string; rev: string }
 
 /** What a database held for one document before the writer touched it. */
 interface BaseDoc {
@@ -231,6 +241,7 @@ export class CouchDocumentStore implements DocumentStore {
       if (this.closed) throw new DatabaseClosedError();
       lease = await WriteLease.acquire(this.client, dbPath, this.leaseTiming);
       const replicaUid = await readOrInitConfig(this.client, dbPath, dbName);
+      await this.finishInterruptedCommit(dbPath);
       const [last, known, usage] = await Promise.all([
         lastGeneration(this.client, dbPath),
         getLocalDoc<SyncLogDoc>(this.client, dbPath, `sync_${sourceReplicaUid}`),
@@ -264,6 +275,50 @@ export class CouchDocumentStore implements DocumentStore {
       release();
       throw err;
     }
+  }
+
+  /**
+   * Finish the log of a commit that wrote (some of) its documents but not all of its generation documents (see
+   * the file comment). Called with the lease held. An entry is logged when its generation document holds its
+   * transaction id; an unlogged one fills its slot if the slot is still empty (a gap), and otherwise, if its
+   * document was written at its revision, gets the next generation. The usage counter is measured again.
+   */
+  private async finishInterruptedCommit(dbPath: string): Promise<void> {
+    const entries = ((await getLocalDoc<{ entries?: CommitEntry[] }>(this.client, dbPath, COMMIT_LOCAL_ID))?.entries ?? [])
+      .slice().sort((x, y) => x.gen - y.gen);
+    if (entries.length === 0) return;
+    let top = (await lastGeneration(this.client, dbPath))?.gen ?? 0;
+    const first = entries[0]!.gen;
+    const slots = new Map((first <= top ? await generationsBetween(this.client, dbPath, first, top) : []).map((g) => [g.gen, g]));
+    const latest = new Map(entries.map((e) => [e.doc_id, e]));
+    const stored = new Map<string, string>();
+    const ids = [...latest.keys()];
+    for (let i = 0; i < ids.length; i += 200) {
+      const r = await this.client.request<{ rows: Array<AllDocsRow<UserDocBody>> }>('POST', `${dbPath}/_all_docs`, {
+        query: { include_docs: true },
+        body: { keys: ids.slice(i, i + 200) },
+      }).catch(mapMissingDb);
+      for (const row of r.body.rows) if (row.doc?.u1db_rev !== undefined) stored.set(row.doc._id, row.doc.u1db_rev);
+    }
+    const genDocs: GenDocBody[] = [];
+    for (const e of entries) {
+      const slot = slots.get(e.gen);
+      if (slot?.trans_id === e.trans_id) continue;
+      if (slot === undefined && e.gen <= top) {
+        genDocs.push({ _id: genDocId(e.gen), gen: e.gen, doc_id: e.doc_id, trans_id: e.trans_id });
+      } else if (latest.get(e.doc_id) === e && stored.get(e.doc_id) === e.rev) {
+        top += 1;
+        genDocs.push({ _id: genDocId(top), gen: top, doc_id: e.doc_id, trans_id: e.trans_id });
+      }
+    }
+    for (let i = 0; i < genDocs.length; i += BULK_DOCS) {
+      const r = await this.client.request<Array<{ id: string; error?: string }>>(
+        'POST', `${dbPath}/_bulk_docs`, { body: { docs: genDocs.slice(i, i + BULK_DOCS) } }).catch(mapMissingDb);
+      const bad = r.body.find((x) => x.error !== undefined);
+      if (bad !== undefined) throw new UnavailableError(`CouchDB refused generation document ${bad.id} (${bad.error ?? 'error'}) while finishing an interrupted commit`);
+    }
+    await putLocalDoc(this.client, dbPath, USAGE_LOCAL_ID, { bytes: await this.measureUsage(dbPath) });
+    await putLocalDoc(this.client, dbPath, COMMIT_LOCAL_ID, { entries: [] });
   }
 
   async whatsChanged(dbName: string, generation: number): Promise<ChangesSince> {
@@ -495,6 +550,11 @@ class CouchUploadSession implements UploadSession {
   private async writeAll(): Promise<void> {
     const { client, dbPath } = this.s;
     if (this.s.lease.lost) throw new UnavailableError('Lost the write lease of the user database; nothing was written');
+    // 0. The record the next writer finishes the log from, should this commit stop between steps 1 and 2.
+    if (this.gens.length > 0) {
+      const entries: CommitEntry[] = this.gens.map((e) => ({ gen: e.gen, doc_id: e.docId, trans_id: e.transId, rev: this.pending.get(e.docId)!.rev }));
+      await putLocalDoc(client, dbPath, COMMIT_LOCAL_ID, { entries });
+    }
     const written = new Set<string>();
     const failures: WriteResult[] = [];
     // 1. Documents, in bounded requests.
@@ -530,6 +590,7 @@ class CouchUploadSession implements UploadSession {
         throw new UnavailableError(`CouchDB refused generation document ${bad.id} (${bad.error ?? 'error'}): another writer without the lease?`);
       }
     }
+    if (this.gens.length > 0) await putLocalDoc(client, dbPath, COMMIT_LOCAL_ID, { entries: [] });
     let usage = this.usage;
     if (failures.length > 0) {
       usage = this.usage - [...this.pending].filter(([id]) => !written.has(id)).reduce((n, [, p]) => n + p.size, 0);
