@@ -8,6 +8,9 @@
  * It starts a throwaway server (in this process, data in a temp directory), mints a user token, delivers three
  * messages, processes them once and prints the resulting documents.
  *
+ * To look into a box without writing a consumer, the command line has one built in:
+ * `soledad incoming list` and `soledad incoming process` (docs/cli.md).
+ *
  * The encryption is a stand-in for OpenPGP built from node:crypto: a fresh AES-256-GCM key per message, wrapped
  * with the recipient's RSA-OAEP (SHA-256) public key. Payload layout:
  * `0x01 ‖ u16 length of the wrapped key ‖ wrapped key ‖ 12-byte IV ‖ ciphertext ‖ 16-byte tag`.
@@ -18,9 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { request } from 'undici';
-import { HttpClient } from '../src/client/http/client.js';
-import { IncomingBox, type IncomingBoxConsumer } from '../src/client/incoming/incoming-box.js';
-import { Soledad } from '../src/index.js';
+import { Soledad, type IncomingBoxConsumer } from '../src/index.js';
 import { encodeTokenAuthorization } from '../src/common/protocol/auth.js';
 import { createLogger, startServer } from '../src/server/main.js';
 import { loadConfig } from '../src/server/config.js';
@@ -70,8 +71,9 @@ export function decryptWithKey(privateKey: KeyObject | string, payload: Buffer):
 export interface DeliveryTarget {
   /** The server's Services API, e.g. `http://127.0.0.1:2525/` (loopback only). */
   servicesUrl: string;
-  /** The service name and token of the services tokens file (`mx:<token>`). */
+  /** The service name of the services tokens file (`mx` in `mx:<token>`). */
   service: string;
+  /** That service's token (never logged). */
   token: string;
 }
 
@@ -115,7 +117,9 @@ export async function deliver(
 
 /** A decrypted mail as the consumer stores it. */
 export interface MailParts {
+  /** The `Subject:` header. */
   subject: string;
+  /** Everything after the headers. */
   body: string;
 }
 
@@ -162,9 +166,7 @@ async function main(): Promise<void> {
     uuid, passphrase: 'correct horse battery staple', secretsPath: join(dir, 'device', 'soledad.json'),
     localDbPath: join(dir, 'device', 'soledad.u1db'), serverUrl: server.usersUrl, certFile: server.tls.certPath, authToken,
   });
-  // Once the facade exposes it, this is `soledad.incoming`.
-  const http = new HttpClient({ serverUrl: server.usersUrl, certFile: server.tls.certPath, uuid, token: authToken });
-  const incoming = new IncomingBox({ http, uuid, replicaId: soledad.replicaUid, syncDocuments: () => soledad.sync() });
+  const incoming = soledad.incoming;
   try {
     // The user's key pair; in real life the MX looks the public key up (e.g. in a key server).
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 3072 });
@@ -187,9 +189,7 @@ async function main(): Promise<void> {
       console.log(`  ${doc.docId}: ${String(doc.content?.['subject'])} / ${JSON.stringify(doc.content?.['body'])}`);
     }
   } finally {
-    await incoming.close();
-    await soledad.close();
-    await http.close();
+    await soledad.close(); // closes the incoming box too
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   }

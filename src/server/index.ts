@@ -23,9 +23,10 @@
 // ---- running a server ----
 export { startServer, openBackend, createLogger, loadOrCreateTls, installSignalHandlers } from './main.js';
 export { buildUsersApp, buildServicesApp } from './app.js';
-export { loadConfig, readConfig, DEFAULT_CONFIG_FILE, CONFIG_SECTION } from './config.js';
+export { loadConfig, readConfig, DEFAULT_CONFIG_FILE, CONFIG_SECTION, AVAILABLE_BACKENDS } from './config.js';
 export { SERVER_VERSION } from './version.js';
-export { IncomingService, decideTransition } from './incoming/service.js';
+export { IncomingService, decideTransition, DEFAULT_PROCESSING_THRESHOLD_MS, DEFAULT_MAX_FAILURES } from './incoming/service.js';
+export { DEFAULT_LIMITS } from './limits.js';
 export { registerIncomingRoutes } from './routes/incoming.js';
 
 // ---- authentication helpers ----
@@ -40,7 +41,17 @@ export { decidePutIfNewer, decidePutDoc, decideDeleteDoc, validateSource, valida
 export type { StartServerOptions, RunningServer, TlsSetup } from './main.js';
 export type { IncomingServiceOptions, TransitionRequest } from './incoming/service.js';
 export type { UsersAppDeps, ServicesAppDeps, BlobsService, TlsMaterial } from './app.js';
-export type { ServerConfig, BackendName } from './config.js';
+export type { ServerConfig, BackendName, DatabaseSecurity } from './config.js';
+export type { UsersApiLimits } from './limits.js';
+export type { SeenIdsCache } from './seen-ids.js';
+export type { CreateCmdResult } from './create-cmd.js';
+export type { DeliveryResult, TransitionRules } from './incoming/service.js';
+export type { IncomingTransition } from '../common/protocol/incoming.js';
+export type {
+  BlobStore, BlobRef, BlobListOptions, BlobState, BlobHandle, BlobPutOptions, BlobPutResult, BlobStat, ByteRange,
+  BlobCountOptions, BlobUsage, QuotaReservation, BlobStoreStats,
+} from './backends/blob-types.js';
+export type { PutDecision, CurrentDoc } from './backends/common.js';
 export type { ServicesTokens } from './auth/services-tokens.js';
 export type { RouteRule, RouteMatch } from './auth/whitelist.js';
 export type { SqliteBackendOptions } from './backends/sqlite/index.js';

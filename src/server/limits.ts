@@ -18,7 +18,14 @@ export interface UsersApiLimits {
 }
 
 /** Defaults of {@link UsersApiLimits}. */
-export const DEFAULT_LIMITS = { headersTimeoutMs: 30_000, bodyTimeoutMs: 120_000, maxSyncsPerUser: 8 } as const;
+export const DEFAULT_LIMITS = {
+  /** `headers_timeout`: 30 s. */
+  headersTimeoutMs: 30_000,
+  /** `body_timeout`: 120 s. */
+  bodyTimeoutMs: 120_000,
+  /** `max_syncs_per_user`: 8. */
+  maxSyncsPerUser: 8,
+} as const;
 
 const SYNC_PATH = /^\/user-[^/]+\/sync-from\/[^/]+$/;
 

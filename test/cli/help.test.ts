@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import type { Command } from 'commander';
 import { buildProgram } from '../../src/cli/client/program.js';
 import { processIo } from '../../src/cli/client/output.js';
-import { runSoledad } from './run-cli.js';
+import { spawn } from 'node:child_process';
+import { SOLEDAD_CLI, runSoledad } from './run-cli.js';
 
 function commandPaths(cmd: Command, prefix: string[] = []): string[][] {
   const out: string[][] = [prefix];
@@ -34,6 +35,7 @@ describe('soledad --help', () => {
       'doc create', 'doc get', 'doc put', 'doc delete', 'doc list', 'doc conflicts', 'doc resolve',
       'index create', 'index list', 'index delete', 'index query', 'index keys', 'index count', 'index range',
       'blob put', 'blob get', 'blob list', 'blob flags', 'blob delete', 'blob sync', 'attach put', 'attach get',
+      'incoming list', 'incoming process',
     ]) {
       assert.ok(names.has(expected), `missing command: soledad ${expected}`);
     }
@@ -48,6 +50,16 @@ describe('soledad --help', () => {
       assert.match(r.stdout, /\nExamples?:\n {2}\$ soledad /, `${name} --help has no example`);
       assert.equal(r.stderr, '', `${name} --help wrote to stderr`);
     }
+  });
+
+  it('a reader that stops early (soledad --help | head -1) ends it quietly with exit code 0', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', SOLEDAD_CLI, 'incoming', 'list', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // the reading end is closed before the command writes its help
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    assert.equal(stderr, '', 'no EPIPE stack trace');
+    assert.equal(code, 0);
   });
 
   it('--version prints the version and exits 0; no command is a usage error (2)', async () => {

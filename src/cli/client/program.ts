@@ -9,6 +9,7 @@ import { registerBlobCommands } from './blobs.js';
 import { registerDocCommands } from './docs.js';
 import { debugDetails, errorLine, exitCodeOf } from './errors.js';
 import { withExamples } from './help.js';
+import { registerIncomingCommands } from './incoming.js';
 import { registerIndexCommands } from './indexes.js';
 import type { CliIo } from './output.js';
 import { NEW_PASSPHRASE_ENV, PASSPHRASE_ENV, RECOVERY_CODE_ENV } from './prompt.js';
@@ -83,6 +84,7 @@ export function buildProgram(io: CliIo): Command {
   registerIndexCommands(program, io);
   registerSyncCommand(program, io);
   registerBlobCommands(program, io);
+  registerIncomingCommands(program, io);
   registerSecretsCommands(program, io);
   registerStatusCommand(program, io);
 

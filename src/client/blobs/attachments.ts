@@ -33,7 +33,16 @@ export const ATTACHMENT_KEY = 'blob_id';
  * Where an attachment is, as bit flags: `LOCAL` (stored on this device), `REMOTE` (stored on the server), and
  * `SYNCED` = `LOCAL | REMOTE`, so that `state & LOCAL` and `state === SYNCED` both read naturally.
  */
-export const AttachmentStates = { NONE: 0, LOCAL: 1, REMOTE: 2, SYNCED: 3 } as const;
+export const AttachmentStates = {
+  /** No attachment (or it is nowhere). */
+  NONE: 0,
+  /** Stored on this device. */
+  LOCAL: 1,
+  /** Stored on the server. */
+  REMOTE: 2,
+  /** Both: `LOCAL | REMOTE`. */
+  SYNCED: 3,
+} as const;
 
 /** One of {@link AttachmentStates}. */
 export type AttachmentState = (typeof AttachmentStates)[keyof typeof AttachmentStates];
@@ -169,12 +178,57 @@ export class DocumentAttachments {
 
 /** A document that carries the attachment methods (what the facade hands out). */
 export type DocumentWithAttachments = Document & {
+  /**
+   * Attach data (stored here, upload queued) and point `blob_id` at it; then put the document.
+   *
+   * @example
+   * await doc.putAttachment(createReadStream('scan.pdf'));
+   * await sol.putDoc(doc);
+   */
   putAttachment(data: BlobData): Promise<void>;
+  /**
+   * The attachment's content (from this device, else downloaded and verified), or `null` when there is none.
+   *
+   * @example
+   * const data = await doc.getAttachment();
+   * if (data !== null) await pipeline(data, createWriteStream('scan.pdf'));
+   */
   getAttachment(): Promise<Readable | null>;
+  /**
+   * Where the attachment is, as {@link AttachmentStates} bits.
+   *
+   * @example
+   * if ((await doc.getAttachmentState()) & AttachmentStates.REMOTE) console.log('on the server');
+   */
   getAttachmentState(): Promise<AttachmentState>;
+  /**
+   * True when the content differs from the stored version (or nothing is stored yet).
+   *
+   * @example
+   * if (await doc.isDirty()) await sol.putDoc(doc);
+   */
   isDirty(): Promise<boolean>;
+  /**
+   * Upload the attachment if the server does not have it yet; resolves with the state afterwards.
+   *
+   * @example
+   * await doc.uploadAttachment(); // AttachmentStates.SYNCED
+   */
   uploadAttachment(): Promise<AttachmentState>;
+  /**
+   * Download the attachment if this device does not have it yet; resolves with the state afterwards.
+   *
+   * @example
+   * await doc.downloadAttachment(); // now readable offline
+   */
   downloadAttachment(): Promise<AttachmentState>;
+  /**
+   * Delete the attachment here and on the server and drop `blob_id`; then put the document.
+   *
+   * @example
+   * await doc.deleteAttachment();
+   * await sol.putDoc(doc);
+   */
   deleteAttachment(): Promise<void>;
 };
 

@@ -94,8 +94,11 @@ export interface RemoteListOptions extends NamespaceOption {
 
 /** One blob's transfer progress. */
 export interface TransferProgress {
+  /** Which way the bytes go. */
   direction: 'upload' | 'download';
+  /** The blob's namespace. */
   namespace: string;
+  /** The blob. */
   blobId: string;
   /** Bytes of the encrypted blob moved so far. */
   bytesDone: number;
@@ -105,9 +108,13 @@ export interface TransferProgress {
 
 /** A transfer that did not succeed. */
 export interface TransferFailure {
+  /** What was attempted. */
   direction: 'upload' | 'download' | 'delete';
+  /** The blob's namespace. */
   namespace: string;
+  /** The blob. */
   blobId: string;
+  /** Why it failed (a named error where one applies). */
   error: Error;
 }
 
@@ -121,7 +128,9 @@ export interface TransferSummary {
 
 /** Outcome of {@link BlobManager.sync}. */
 export interface BlobSyncSummary {
+  /** Blobs fetched from the server. */
   downloaded: TransferSummary;
+  /** Blobs sent to the server. */
   uploaded: TransferSummary;
   /** Blobs removed here because they were deleted on the server. */
   deletedLocally: string[];
@@ -132,7 +141,14 @@ export interface BlobManagerEvents {
   /** Bytes moved for one blob (emitted at start, per chunk, and at the end). */
   progress: [TransferProgress];
   /** A status change of one blob. */
-  status: [{ namespace: string; blobId: string; status: BlobSyncStatus }];
+  status: [{
+    /** The blob's namespace. */
+    namespace: string;
+    /** The blob. */
+    blobId: string;
+    /** Its new sync status. */
+    status: BlobSyncStatus;
+  }];
   /** A background transfer (`upload: 'queue'`) failed. */
   'transfer-error': [TransferFailure];
 }
@@ -438,7 +454,10 @@ export class BlobManager extends EventEmitter<BlobManagerEvents> {
    * await blobs.remoteList({ namespace: 'MX', orderBy: 'asc', filterFlag: 'PENDING' }); // ['id1', 'id2']
    * await blobs.remoteList({ onlyCount: true }); // { count: 2 }
    */
-  remoteList(options: RemoteListOptions & { onlyCount: true }): Promise<{ count: number }>;
+  remoteList(options: RemoteListOptions & { onlyCount: true }): Promise<{
+    /** How many blobs match. */
+    count: number;
+  }>;
   remoteList(options?: RemoteListOptions): Promise<string[]>;
   async remoteList(options: RemoteListOptions = {}): Promise<string[] | { count: number }> {
     this.check();

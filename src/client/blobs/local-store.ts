@@ -67,8 +67,11 @@ const BLOBS_CACHE_KIB = 4096;
 
 /** One blob's row. */
 export interface LocalBlobEntry {
+  /** The blob's namespace. */
   namespace: string;
+  /** The blob. */
   blobId: string;
+  /** Where it stands with the server. */
   status: BlobSyncStatus;
   /** Cleartext size, when the content is here. */
   size: number | null;

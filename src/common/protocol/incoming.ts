@@ -28,8 +28,11 @@ export const INCOMING_HEADER_LENGTH = PREAMBLE_B64_LENGTH + 1;
 
 /** Names of the encryption methods a trusted app may declare with `?encryption=` (the preamble's method codes). */
 export const INCOMING_ENCRYPTION_METHODS = {
+  /** OpenPGP (the default, and the original's only method). */
   pgp: EncMethod.pgp,
+  /** AES-256-GCM with a key the trusted app and the user's consumer share. */
   aes_256_gcm: EncMethod.aes_256_gcm,
+  /** AES-256-CTR with a key the trusted app and the user's consumer share. */
   aes_256_ctr: EncMethod.aes_256_ctr,
 } as const;
 
@@ -119,7 +122,7 @@ export interface ReservationState {
 /** The four transitions a replica asks for, by the one flag of the POST body. */
 export type IncomingTransition = 'PROCESSING' | 'PROCESSED' | 'FAILED' | 'PENDING';
 
-/** Qualifiers of an incoming listing (all optional; the names of the wire are in {@link encodeIncomingListQuery}). */
+/** Qualifiers of an incoming listing (all optional; the names of the wire are in `encodeIncomingListQuery`). */
 export interface IncomingListQuery {
   /** Namespace (default {@link INCOMING_DEFAULT_NAMESPACE}). */
   namespace?: string;

@@ -36,7 +36,12 @@ export function parseServicesTokens(text: string, fileName = 'services_tokens_fi
  * @example
  * const tokens = await readServicesTokens(config.servicesTokensFile);
  */
-export async function readServicesTokens(file: string): Promise<{ tokens: Map<string, string>; found: boolean }> {
+export async function readServicesTokens(file: string): Promise<{
+  /** Token by service name. */
+  tokens: Map<string, string>;
+  /** False when the file does not exist (then no service may deliver). */
+  found: boolean;
+}> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');

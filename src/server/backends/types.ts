@@ -115,7 +115,12 @@ export interface UploadSession {
  */
 export interface DocumentStore {
   /** Create the database if missing; returns its replica uid and whether it was created now. */
-  ensureDatabase(dbName: string): Promise<{ replicaUid: string; created: boolean }>;
+  ensureDatabase(dbName: string): Promise<{
+    /** The database's replica uid. */
+    replicaUid: string;
+    /** True when this call created it. */
+    created: boolean;
+  }>;
   /** Whether the database exists. */
   databaseExists(dbName: string): Promise<boolean>;
   /** Delete the database and everything in it; `false` if it did not exist. */
