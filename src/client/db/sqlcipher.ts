@@ -111,6 +111,11 @@ function tryOpen(path: string, hex: string | undefined, format: KeyFormat): Data
   }
 }
 
+/**
+ * WAL (readers never wait for the writer, no sync per commit) for everyday writes. Opening also switches back a
+ * file left in rollback mode by an interrupted bulk write (`LocalDatabase.enterBulkWrite`), after SQLite has
+ * rolled back its hot journal.
+ */
 function configure(db: Database.Database): void {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');

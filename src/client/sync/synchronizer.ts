@@ -21,12 +21,12 @@ import {
 import { DocKeys, encryptDocContent } from '../../common/crypto/doc-crypto.js';
 import {
   SyncGetResponseParser,
+  type SyncGetEntry,
   type SyncGetItem,
   type SyncHeader,
   type SyncPutEntry,
 } from '../../common/protocol/sync-stream.js';
-import type { Document } from '../../common/u1db/document.js';
-import type { Change, LocalDatabase } from '../db/database.js';
+import type { Change, IncomingVersion, LocalDatabase } from '../db/database.js';
 import { mapTransportError, type HttpClient } from '../http/client.js';
 import { assertNotRollback, decodeIncoming, type ExternalDocPolicy } from './incoming.js';
 import { HttpSyncTarget } from './target.js';
@@ -81,7 +81,14 @@ export interface SyncStats {
   /** True when the sync completed. */
   ok: boolean;
   /** Name, code and message of the error the sync failed with. */
-  error?: { name: string; code?: string; message: string };
+  error?: {
+    /** The error's class name, e.g. `ConnectionError`. */
+    name: string;
+    /** Its catalogue code, when it has one. */
+    code?: string;
+    /** Its message. */
+    message: string;
+  };
   /** Wall-clock start (ms since the epoch). */
   startedAt: number;
   /** Total duration (ms). */
@@ -143,6 +150,11 @@ export interface SynchronizerOptions {
   allowExternalDocs?: ExternalDocPolicy;
   /** Also called with every progress report. Errors thrown by it (and by `progress` listeners) are ignored. */
   onProgress?: (p: SyncProgress) => void;
+  /**
+   * Downloads expected to bring at least this many content bytes are applied in bulk-write mode (see
+   * `LocalDatabase.enterBulkWrite`); default {@link DEFAULT_BULK_WRITE_MIN_BYTES}.
+   */
+  bulkWriteMinBytes?: number;
 }
 
 /** Options of one {@link Synchronizer.sync} call. */
@@ -174,11 +186,20 @@ interface Planned {
 /**
  * Downloaded documents are verified one by one but applied in transactions of up to this many documents or
  * content bytes: a commit costs about as much as writing a few hundred KiB (SQLCipher encrypts and writes every
- * dirty page), so committing per network chunk made commits most of a download's time. Each document is still
- * applied together with its server generation, so an interrupted download resumes after the last commit.
+ * dirty page; in bulk-write mode it also syncs the journal and the file), so committing per network chunk made
+ * commits most of a download's time. Each document is still applied together with its server generation, so an
+ * interrupted download resumes after the last commit. Memory holds one batch of ciphertext.
  */
 const APPLY_MAX_DOCS = 1000;
 const APPLY_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Default size from which a download is applied in bulk-write mode (`LocalDatabase.enterBulkWrite`): the local WAL
+ * is checkpointed every 16 MiB, and from there on each page is encrypted three times; below it the WAL writes each
+ * page once during the sync, and the syncs of a rollback journal would cost more. Estimated from the announced
+ * number of documents and the content bytes of those received so far.
+ */
+export const DEFAULT_BULK_WRITE_MIN_BYTES = 24 * 1024 * 1024;
 
 function errorInfo(err: unknown): NonNullable<SyncStats['error']> {
   if (err instanceof Error) {
@@ -204,6 +225,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
   private readonly maxBatchBytes: number;
   private readonly allowExternal: ExternalDocPolicy;
   private readonly onProgress: ((p: SyncProgress) => void) | undefined;
+  private readonly bulkWriteMinBytes: number;
   private stats: SyncStats | undefined;
 
   constructor(opts: SynchronizerOptions) {
@@ -215,6 +237,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     this.maxBatchBytes = Math.max(1, opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES);
     this.allowExternal = opts.allowExternalDocs ?? 'encrypted';
     this.onProgress = opts.onProgress;
+    this.bulkWriteMinBytes = opts.bulkWriteMinBytes ?? DEFAULT_BULK_WRITE_MIN_BYTES;
   }
 
   /** True while a sync of this local database runs (started by any synchronizer). */
@@ -496,30 +519,61 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     const parser = new SyncGetResponseParser();
     let done = false;
 
-    // Verified documents waiting to be applied in one transaction (see APPLY_MAX_DOCS).
-    // Only what applying needs is kept (not the ciphertext), to bound memory.
-    let pending: Array<{ gen: number; transId: string; doc: Document; json: string | null }> = [];
+    // Received documents waiting to be verified and applied in one transaction (see APPLY_MAX_DOCS). They are
+    // verified inside that transaction, just before they are applied: the local revision the rollback check needs
+    // is then read where it is written, in one lock of the file instead of one per document.
+    let pending: SyncGetEntry[] = [];
     let pendingBytes = 0;
     const pendingIds = new Set<string>();
-    const apply = (): void => {
+    /** Whether bulk-write mode was asked for (`null`: not yet), and obtained. */
+    let bulk: boolean | null = null;
+    /** Documents and content bytes handed to apply so far (to estimate the size of the whole download). */
+    let docsSeen = 0;
+    let bytesSeen = 0;
+    /**
+     * Verify and apply the pending documents in one transaction; `final` when no more will follow. A document that
+     * fails verification throws after the ones before it are applied (and committed); it and the rest are not.
+     */
+    const apply = (final = false): void => {
       if (pending.length === 0) return;
       const batch = pending;
       pending = [];
+      docsSeen += batch.length;
+      bytesSeen += pendingBytes;
       pendingBytes = 0;
       pendingIds.clear();
       const uid = targetUid!;
-      this.db.transaction(() => {
-        for (const { gen, transId, doc, json } of batch) {
-          const { state } = this.db.putDocIfNewer(doc, {
-            saveConflict: true, replicaUid: uid, replicaGen: gen, replicaTransId: transId,
-            ...(json === null ? {} : { json }),
-          });
-          if (state === 'inserted') counts.inserted += 1;
-          else if (state === 'conflicted') counts.conflicted += 1;
+      // A large download writes without the WAL (see DEFAULT_BULK_WRITE_MIN_BYTES).
+      if (!final && bulk === null && progress.docsToReceive !== null
+        && (bytesSeen / docsSeen) * progress.docsToReceive >= this.bulkWriteMinBytes) {
+        bulk = this.db.enterBulkWrite();
+      }
+      const refusal: { error?: unknown } = {};
+      const states = this.db.transaction(() => {
+        const locals = this.db.getRevsAndSyncable(batch.map((e) => e.id));
+        const verified: IncomingVersion[] = [];
+        for (const entry of batch) {
+          try {
+            const local = locals.get(entry.id);
+            assertNotRollback(local?.rev ?? null, entry, sent);
+            const { doc, json } = decodeIncoming(this.remoteSecret, entry, { allowExternal: this.allowExternal, docKeys: keys });
+            // A document this device keeps private stays private when another device updates it.
+            if (local !== undefined) doc.syncable = local.syncable;
+            verified.push({ doc, replicaGen: entry.gen, replicaTransId: entry.trans_id, ...(json === null ? {} : { json }) });
+          } catch (error) {
+            refusal.error = error;
+            break;
+          }
         }
+        return this.db.putDocsIfNewer(verified, { saveConflict: true, replicaUid: uid }).states;
       });
-      progress.docsReceived += batch.length;
+      for (const state of states) {
+        if (state === 'inserted') counts.inserted += 1;
+        else if (state === 'conflicted') counts.conflicted += 1;
+      }
+      progress.docsReceived += states.length;
       emit();
+      if ('error' in refusal) throw refusal.error;
     };
 
     const handle = (items: SyncGetItem[]): void => {
@@ -537,15 +591,9 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
           progress.docsToReceive = item.meta.number_of_changes;
           continue;
         }
-        // A document listed twice is checked against its first version applied, not the stored one.
+        // A document listed twice is checked against its first version applied.
         if (pendingIds.has(item.entry.id)) apply();
-        // Verify before anything of this document is applied (a failure applies the verified ones before it).
-        const local = this.db.getRevAndSyncable(item.entry.id);
-        assertNotRollback(local?.rev ?? null, item.entry, sent);
-        const verified = decodeIncoming(this.remoteSecret, item.entry, { allowExternal: this.allowExternal, docKeys: keys });
-        // A document this device keeps private stays private when another device updates it.
-        if (local !== null) verified.doc.syncable = local.syncable;
-        pending.push({ gen: item.entry.gen, transId: item.entry.trans_id, doc: verified.doc, json: verified.json });
+        pending.push(item.entry);
         pendingIds.add(item.entry.id);
         pendingBytes += item.entry.content === null ? 0 : item.entry.content.length;
         if (pending.length >= APPLY_MAX_DOCS || pendingBytes >= APPLY_MAX_BYTES) apply();
@@ -567,19 +615,26 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
         handle(parser.push(next.value));
       }
       handle(parser.end());
-      apply();
+      apply(true);
       done = true;
     } catch (err) {
       // Whatever stopped the download (a refused document, a broken stream, a cut connection, an abort), the
       // documents verified before it are applied, so the next sync resumes after them.
       try {
-        apply();
+        apply(true);
       } catch {
         // The error that stopped the download is the one to report.
       }
       throw err;
     } finally {
       if (!done) res.body.destroy();
+      if (bulk === true) {
+        try {
+          this.db.leaveBulkWrite();
+        } catch {
+          // Another connection holds the file: it stays in rollback mode (as safe) until the next open.
+        }
+      }
     }
     if (meta === null || targetUid === null) throw new BrokenSyncStreamError('The sync response had no metadata');
     const m: { generation: number; transactionId: string } = meta;

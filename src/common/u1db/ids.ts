@@ -4,7 +4,9 @@ import { randomUUID } from 'node:crypto';
 const DOC_ID_RE = /^[a-zA-Z0-9.%_-]+$/;
 
 function uuidHex(): string {
-  return randomUUID().replace(/-/g, '');
+  // Sliced rather than a global regex replace: one of these is made per document written.
+  const u = randomUUID();
+  return u.slice(0, 8) + u.slice(9, 13) + u.slice(14, 18) + u.slice(19, 23) + u.slice(24);
 }
 
 /** A new document id, `D-<uuid4 hex>`. */

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -17,11 +18,13 @@ const repoRoot = path.resolve(here, '../../..');
 const writer = path.join(here, 'fixtures', 'crash-writer.ts');
 
 /** Start the writer, SIGKILL it after `killAfter` acknowledged writes, and return the last acknowledged rev per doc. */
-function runAndKill(dbPath: string, key: Buffer, start: number, killAfter: number): Promise<Map<string, string>> {
+function runAndKill(
+  dbPath: string, key: Buffer, start: number, killAfter: number, mode: 'local' | 'bulk' = 'local',
+): Promise<Map<string, string>> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', writer], {
       cwd: repoRoot,
-      env: { ...process.env, DB_PATH: dbPath, DB_KEY_HEX: key.toString('hex'), START: String(start) },
+      env: { ...process.env, DB_PATH: dbPath, DB_KEY_HEX: key.toString('hex'), START: String(start), MODE: mode },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const acked = new Map<string, string>();
@@ -87,5 +90,24 @@ describe('crash safety', () => {
     const second = await runAndKill(dbPath, key, 100_000, 150 + Math.floor(Math.random() * 100));
     const n2 = verify(dbPath, key, new Map([...first, ...second]));
     assert.ok(n2 > n1);
+  });
+
+  it('keeps every acknowledged batch across SIGKILL in bulk-write mode (rollback journal), and reopens in WAL', async () => {
+    const dbPath = path.join(dir, 'bulk.u1db');
+    const key = makeKey();
+    const first = await runAndKill(dbPath, key, 0, 250 + Math.floor(Math.random() * 100), 'bulk');
+    assert.ok(first.size > 100);
+    const n1 = verify(dbPath, key, first);
+    assert.equal(fs.existsSync(`${dbPath}-journal`), false, 'the hot journal was rolled back');
+    const second = await runAndKill(dbPath, key, 100_000, 150 + Math.floor(Math.random() * 100), 'bulk');
+    const n2 = verify(dbPath, key, new Map([...first, ...second]));
+    assert.ok(n2 > n1);
+    const db = LocalDatabase.open({ path: dbPath, encryption: { mode: 'encrypted', key } });
+    try {
+      assert.deepEqual(db.rawQuery('PRAGMA journal_mode'), [{ journal_mode: 'wal' }]);
+      assert.equal(db.getReplicaGenAndTransId('other').generation, 100_000 + n2 - n1, 'the sync log matches the last batch');
+    } finally {
+      db.close();
+    }
   });
 });

@@ -39,3 +39,31 @@ test('decoders throw the given class on bad input', () => {
   assert.throws(() => b64uDecode('ab c', InvalidPreambleError), InvalidPreambleError);
   assert.throws(() => b64uDecode('a=bc', InvalidPreambleError), InvalidPreambleError);
 });
+
+test('b64uDecode accepts exactly the strings Python urlsafe_b64decode(validate) would: /^[A-Za-z0-9_-]*={0,2}$/, length % 4 = 0', () => {
+  const shape = /^[A-Za-z0-9_-]*={0,2}$/;
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const odd = ['=', '+', '/', ' ', '\t', '.', '%', '*', '\u0000', 'é', '\u00ff', '\u0100', '\u2028', '\uffff'];
+  let seed = 12345;
+  const random = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  for (let i = 0; i < 20_000; i++) {
+    const length = 4 * (1 + random(5));
+    let text = '';
+    for (let j = 0; j < length; j++) text += random(7) === 0 ? odd[random(odd.length)]! : alphabet[random(64)]!;
+    const valid = shape.test(text);
+    let accepted = true;
+    try {
+      assert.deepEqual(b64uDecode(text, InvalidPreambleError), Buffer.from(text, 'base64url'));
+    } catch (err) {
+      assert.ok(err instanceof InvalidPreambleError);
+      accepted = false;
+    }
+    assert.equal(accepted, valid, JSON.stringify(text));
+  }
+  for (const c of odd) {
+    assert.throws(() => b64uDecode(`${'A'.repeat(4000)}${c}AAA`, InvalidPreambleError), InvalidPreambleError, JSON.stringify(c));
+  }
+});

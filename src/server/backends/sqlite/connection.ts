@@ -12,14 +12,17 @@ export type Db = Database.Database;
 /**
  * Open (or create) a SQLite file with the pragmas every engine file uses: WAL so readers never wait for the
  * writer, NORMAL sync (durable at checkpoints, safe against corruption), and a busy timeout for the rare
- * second process (e.g. `soledad-create-userdb` while the server runs).
+ * second process (e.g. `soledad-create-userdb` while the server runs). `autoCheckpoint: false` leaves the
+ * checkpoints to the caller.
  */
-export function openSqlite(file: string, options: { mustExist: boolean }): Db {
+export function openSqlite(file: string, options: { mustExist: boolean; autoCheckpoint?: boolean }): Db {
   const db = new Database(file, { fileMustExist: options.mustExist });
   try {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
+    // Without automatic checkpoints the owner checkpoints the file itself (see WalCheckpointer).
+    if (options.autoCheckpoint === false) db.pragma('wal_autocheckpoint = 0');
     return db;
   } catch (err) {
     db.close();

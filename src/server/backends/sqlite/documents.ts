@@ -28,6 +28,7 @@ import type {
   SyncInfoRecord,
   UploadSession,
 } from '../types.js';
+import { WalCheckpointer } from './checkpointer.js';
 import { HandleCache, openSqlite, type Db } from './connection.js';
 
 const SCHEMA = `
@@ -163,7 +164,8 @@ class UserDb {
 }
 
 function openUserDb(file: string): UserDb {
-  const db = openSqlite(file, { mustExist: true });
+  // Checkpoints run off the request path (WalCheckpointer): each write asks for one.
+  const db = openSqlite(file, { mustExist: true, autoCheckpoint: false });
   try {
     return new UserDb(db);
   } catch (err) {
@@ -194,6 +196,7 @@ export class SqliteDocumentStore implements DocumentStore {
    */
   private readonly idleWriters: HandleCache<UserDb>;
   private readonly writers = new KeyedMutex();
+  private readonly checkpointer = new WalCheckpointer();
   private readonly sessions = new Set<SqliteUploadSession>();
   private closed = false;
 
@@ -206,6 +209,13 @@ export class SqliteDocumentStore implements DocumentStore {
 
   private file(dbName: string): string {
     return path.join(this.dir, `${dbName}.db`);
+  }
+
+  /** Ask for a checkpoint of a database just written to (see {@link WalCheckpointer}). */
+  private checkpointSoon(dbName: string): void {
+    this.checkpointer.request(this.file(dbName), () => {
+      this.handle(dbName).db.pragma('wal_checkpoint(PASSIVE)');
+    });
   }
 
   private handle(dbName: string): UserDb {
@@ -253,6 +263,7 @@ export class SqliteDocumentStore implements DocumentStore {
 
   async deleteDatabase(dbName: string): Promise<boolean> {
     assertUserDbName(dbName);
+    await this.checkpointer.settled(this.file(dbName));
     return this.writers.run(dbName, () => {
       this.cache.drop(dbName);
       this.idleWriters.drop(dbName);
@@ -276,6 +287,7 @@ export class SqliteDocumentStore implements DocumentStore {
   async recordSyncInfo(dbName: string, sourceReplicaUid: string, generation: number, transactionId: string): Promise<void> {
     this.handle(dbName);
     await this.writers.run(dbName, () => this.handle(dbName).setSourceKnown(sourceReplicaUid, generation, transactionId));
+    this.checkpointSoon(dbName);
   }
 
   async validateGenAndTransId(dbName: string, generation: number, transactionId: string): Promise<void> {
@@ -285,10 +297,12 @@ export class SqliteDocumentStore implements DocumentStore {
 
   async putDocsIfNewer(dbName: string, sourceReplicaUid: string, docs: readonly IncomingDoc[]): Promise<PutBatchResult> {
     this.handle(dbName);
-    return this.writers.run(dbName, () => {
+    const result = await this.writers.run(dbName, () => {
       const h = this.handle(dbName);
       return h.db.transaction(() => h.applyBatch(sourceReplicaUid, docs)).immediate();
     });
+    this.checkpointSoon(dbName);
+    return result;
   }
 
   async openUpload(dbName: string, sourceReplicaUid: string): Promise<UploadSession> {
@@ -306,8 +320,9 @@ export class SqliteDocumentStore implements DocumentStore {
       throw err;
     }
     const writer = conn;
-    const session = new SqliteUploadSession(writer, sourceReplicaUid, () => {
+    const session = new SqliteUploadSession(writer, sourceReplicaUid, (committed) => {
       this.sessions.delete(session);
+      if (committed) this.checkpointSoon(dbName);
       try {
         // Kept for the next upload only when it is cleanly out of its transaction, without its page cache (idle
         // writers of many users would otherwise hold megabytes each).
@@ -344,6 +359,7 @@ export class SqliteDocumentStore implements DocumentStore {
   /** Abort open uploads and close every file. */
   close(): void {
     this.closed = true;
+    this.checkpointer.close();
     for (const s of [...this.sessions]) s.abortSync();
     this.cache.closeAll();
     this.idleWriters.closeAll();
@@ -356,7 +372,7 @@ class SqliteUploadSession implements UploadSession {
   constructor(
     private readonly conn: UserDb,
     private readonly source: string,
-    private readonly onFinish: () => void,
+    private readonly onFinish: (committed: boolean) => void,
   ) {}
 
   async putDocsIfNewer(docs: readonly IncomingDoc[]): Promise<PutBatchResult> {
@@ -379,6 +395,7 @@ class SqliteUploadSession implements UploadSession {
     this.assertOpen();
     try {
       this.conn.db.exec('COMMIT');
+      this.committed = true;
       const info = this.conn.generationInfo();
       this.state = 'done';
       return info;
@@ -405,12 +422,13 @@ class SqliteUploadSession implements UploadSession {
   }
 
   private finished = false;
+  private committed = false;
 
   /** Hand the connection back (the store keeps or closes it) and release the database's write lock. */
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    this.onFinish();
+    this.onFinish(this.committed);
   }
 
   private assertOpen(): void {
