@@ -83,20 +83,15 @@ function baseOptions(logger: Logger | undefined): FastifyServerOptions {
 }
 
 function create(logger: Logger | undefined, https: TlsMaterial | undefined, limits: UsersApiLimits = {}): FastifyInstance {
-  const options = baseOptions(logger);
-  // fastify's overloads type the https instance apart; routes only need the common surface.
-  if (https === undefined) return Fastify(options);
-  // Slowloris: headers must arrive within headersTimeout (Node checks every connectionsCheckingInterval), and a
-  // connection silent for bodyTimeout is closed, so a stalled upload also gives back its user database's lock.
+  // Slowloris, on every listener: headers must arrive within headersTimeout (Node checks every
+  // connectionsCheckingInterval), and a connection silent for bodyTimeout is closed, so a stalled upload also
+  // gives back its user database's lock.
   const headersTimeout = limits.headersTimeoutMs ?? DEFAULT_LIMITS.headersTimeoutMs;
-  const tlsOptions = {
-    ...options,
-    connectionTimeout: limits.bodyTimeoutMs ?? DEFAULT_LIMITS.bodyTimeoutMs,
-    https: {
-      key: https.key, cert: https.cert, headersTimeout,
-      connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(headersTimeout / 4))),
-    },
-  } as unknown as FastifyHttpsOptions<HttpsServer>;
+  const timeouts = { headersTimeout, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(headersTimeout / 4))) };
+  const options = { ...baseOptions(logger), connectionTimeout: limits.bodyTimeoutMs ?? DEFAULT_LIMITS.bodyTimeoutMs };
+  if (https === undefined) return Fastify({ ...options, http: timeouts });
+  // fastify's overloads type the https instance apart; routes only need the common surface.
+  const tlsOptions = { ...options, https: { key: https.key, cert: https.cert, ...timeouts } } as unknown as FastifyHttpsOptions<HttpsServer>;
   return Fastify(tlsOptions) as unknown as FastifyInstance;
 }
 
@@ -149,6 +144,8 @@ export interface ServicesAppDeps {
   readonly logger?: Logger;
   /** The incoming box: serves `PUT /incoming/<uuid>/<id>` (without it that route answers 404). */
   readonly incoming?: IncomingService;
+  /** Header and body timeouts (defaults: {@link DEFAULT_LIMITS}); the per-user sync limit does not apply here. */
+  readonly limits?: Pick<UsersApiLimits, 'headersTimeoutMs' | 'bodyTimeoutMs'>;
 }
 
 /** Whether a peer address is the local host (IPv4 127/8, IPv6 ::1, or IPv4-mapped loopback). */
@@ -168,7 +165,7 @@ export function isLoopbackAddress(address: string | undefined): boolean {
  * const services = buildServicesApp({ servicesTokens: new Map([['incoming', token]]), incoming });
  */
 export function buildServicesApp(deps: ServicesAppDeps): FastifyInstance {
-  const app = create(deps.logger, undefined);
+  const app = create(deps.logger, undefined, deps.limits);
   installErrorHandling(app);
   app.addHook('onRequest', async (request) => {
     // The seed: "The Incoming Box MUST NOT be accessible as a public service from the outside."

@@ -203,7 +203,10 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     limits: { headersTimeoutMs: config.headersTimeoutMs, bodyTimeoutMs: config.bodyTimeoutMs, maxSyncsPerUser: config.maxSyncsPerUser },
     ...(blobs === undefined ? {} : { blobs }),
   });
-  const local = buildServicesApp({ servicesTokens: services.tokens, logger, ...(incoming === undefined ? {} : { incoming }) });
+  const local = buildServicesApp({
+    servicesTokens: services.tokens, logger, ...(incoming === undefined ? {} : { incoming }),
+    limits: { headersTimeoutMs: config.headersTimeoutMs, bodyTimeoutMs: config.bodyTimeoutMs },
+  });
   const usersHost = options.usersHost ?? '0.0.0.0';
   const servicesHost = options.servicesHost ?? '127.0.0.1';
   try {

@@ -61,14 +61,22 @@ const ids = fc.oneof(
   fc.constantFrom(...traversal),
   fc.stringMatching(/^[A-Za-z0-9_%.-]{1,40}$/),
 );
-const paths = fc.oneof(
+const queries = fc.constantFrom('', '?namespace=../../x', '?namespace=MX', '?only_count=true', '?order_by=nope', '?direction=download', '?a=%ZZ', '?' + 'q'.repeat(3000));
+const usersPaths = fc.oneof(
   fc.tuple(fc.constantFrom(`/blobs/${USER}/`, `/blobs/${USER}/`, '/shared/doc/', `/user-${USER}/sync-from/`, `/stream/${USER}/`, `/quota/`, '/incoming/x/', '/user-', '/', ''), ids)
     .map(([p, id]) => `${p}${id}`),
   fc.tuple(fc.constantFrom(...traversal), ids).map(([t, id]) => `/blobs/${USER}/${t}/${id}`),
   fc.constantFrom('/', '/robots.txt', '/shared', `/blobs/${USER}/`, `/quota/${USER}`, '//', '/./', '/%2e/', '*', 'http://evil/', `/user-${USER}//sync-from/x`),
   fc.string({ maxLength: 60 }).map((s) => `/${encodeURIComponent(s)}`),
-).chain((p) => fc.constantFrom('', '?namespace=../../x', '?namespace=MX', '?only_count=true', '?order_by=nope', '?direction=download', '?a=%ZZ', '?' + 'q'.repeat(3000))
-  .map((q) => p + q));
+).chain((p) => queries.map((q) => p + q));
+/** The Services API's one route (delivery into a user's incoming box), bent the same ways. */
+const servicesPaths = fc.oneof(
+  fc.tuple(fc.constantFrom(`/incoming/${USER}/`, `/incoming/${USER}/`, '/incoming/', `/incoming/${USER}`, '/incoming/not-a-uuid/', `/blobs/${USER}/`, '/'), ids)
+    .map(([p, id]) => `${p}${id}`),
+  fc.tuple(fc.constantFrom(...traversal), ids).map(([t, id]) => `/incoming/${USER}/${t}/${id}`),
+  fc.constantFrom('/', '/robots.txt', '//', '*', 'http://evil/', `/incoming/${USER}//x`, `/incoming/${'u'.repeat(5000)}/x`),
+  fc.string({ maxLength: 60 }).map((s) => `/incoming/${encodeURIComponent(s)}`),
+).chain((p) => queries.map((q) => p + q));
 const methods = fc.constantFrom('GET', 'PUT', 'POST', 'DELETE', 'HEAD', 'PATCH', 'OPTIONS', 'TRACE', 'PROPFIND', 'get', 'G\u00c9T', 'X'.repeat(100));
 const auth = fc.oneof(
   fc.constant<string | null>(null),
@@ -92,11 +100,12 @@ const extraHeaders = fc.array(fc.constantFrom(
   'host: other', 'expect: 100-continue', 'connection: keep-alive', 'range: bytes=0-10', 'range: bytes=99999999-', 'x-u: \u00e9\u00ff',
 ), { maxLength: 3 });
 
-const caseArb: fc.Arbitrary<Case> = fc.oneof(
+/** Requests for one listener: its paths, and the credential that is valid there. */
+const caseArb = (paths: fc.Arbitrary<string>, validAuthorization: () => string): fc.Arbitrary<Case> => fc.oneof(
   { weight: 9, arbitrary: fc.record({ method: methods, path: paths, auth, ct: contentTypes, body: bodies, framing, extra: extraHeaders })
     .map((r): Case => {
       const lines = [`${r.method} ${r.path} HTTP/1.1`, 'host: localhost', 'connection: close'];
-      const authorization = r.auth === 'VALID' ? encodeTokenAuthorization(USER, token) : r.auth;
+      const authorization = r.auth === 'VALID' ? validAuthorization() : r.auth;
       if (authorization !== null) lines.push(`authorization: ${authorization}`);
       if (r.ct !== undefined) lines.push(`content-type: ${r.ct}`);
       let body = [r.body];
@@ -151,61 +160,80 @@ function decodeChunked(body: string): string {
   }
 }
 
+/**
+ * Send `cases` to one listener, a few at a time like several clients, and judge every answer: a 4xx/5xx with an
+ * error body, or a clean close for what the HTTP parser itself refuses; a pass only where a pass is legitimate.
+ */
+async function fuzz(target: { port: number; ca?: Buffer; name: string }, cases: Case[]): Promise<{ failures: string[]; peakRss: number }> {
+  const failures: string[] = [];
+  let passed = 0;
+  let closed = 0;
+  let peakRss = 0;
+  const run = async (c: Case): Promise<void> => {
+    const res = await rawExchange({
+      port: target.port, ...(target.ca === undefined ? {} : { ca: target.ca }), head: c.raw.toString('latin1'), timeoutMs: 15_000,
+      ...(c.body === undefined ? {} : { body: (async function* () { yield* c.body!; })() }),
+      ...(c.endAfterBody === true ? { endAfterBody: true } : {}),
+    });
+    const body = decodeChunked(res.body);
+    const isHead = c.raw.toString('latin1').startsWith('HEAD ');
+    let problem: string | null = null;
+    if (res.timedOut) problem = 'HANG: no answer and no close within 15 s';
+    else if (res.status === 0) {
+      closed += 1;
+      if (c.wellFormed && !c.endAfterBody) problem = 'a well-formed request got no answer';
+    } else if (res.status < 400) {
+      if (!c.mayPass) problem = `accepted (${res.status})`;
+      else passed += 1;
+    } else {
+      const parserAnswer = !/content-type:/i.test(res.headers); // Node's HTTP parser refusing protocol garbage
+      const hasBody = /"error"\s*:/.test(body) || (res.status === 401 && body.trim() === 'Unauthorized');
+      if (!hasBody && !isHead && !(parserAnswer && !c.wellFormed)) problem = `${res.status} without an error body: ${res.headers.slice(0, 120)} ${body.slice(0, 80)}`;
+    }
+    if (problem !== null) failures.push(`${target.name}: ${c.label} → ${problem}`);
+    counter.add(problem === null, problem === null ? undefined : `${target.name}: ${c.label} → ${problem}`);
+    const rss = server.rss();
+    if (rss !== undefined) peakRss = Math.max(peakRss, rss.current);
+  };
+  for (let i = 0; i < cases.length; i += 6) {
+    await Promise.all(cases.slice(i, i + 6).map(run));
+    assert.ok(server.alive(), `the server died after ${target.name} case ${i}: ${server.output().slice(-2000)}`);
+  }
+  notes.push(`${target.name}: ${cases.length} requests: ${passed} legitimately accepted, ${closed} closed without an answer (protocol garbage or a client that stopped), peak RSS ${Math.round(peakRss / 1048576)} MiB`);
+  return { failures, peakRss };
+}
+
+/** Still serving, memory bounded, and nothing written outside the data directory. */
+async function assertContained(baseline: number, peakRss: number): Promise<void> {
+  const check = await rawExchange({ port: server.httpsPort, ca, head: 'GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n' });
+  assert.equal(check.status, 200);
+  assert.ok(peakRss < baseline + 300 * 1048576, `RSS grew from ${baseline} to ${peakRss}`);
+  // (tsx, which runs the TypeScript sources in tests, keeps its compile cache in TMPDIR: not the server's doing.)
+  for (const d of ['cwd', 'home', 'tmp']) {
+    assert.deepEqual(readdirSync(join(sandbox, d)).filter((f) => !f.startsWith('tsx-')), [], `the server wrote into its ${d}`);
+  }
+  for (const f of ['/tmp', join(sandbox, '..')].flatMap((d) => readdirSync(d))) assert.ok(!f.includes(MARK), `a traversal wrote ${f}`);
+  const unexpected = listFiles(server.dataDir).filter((f) =>
+    !/^(soledad-server\.conf|services\.tokens|(tokens|shared)\.db(-wal|-shm)?|tls\/server\.(crt|key)|users\/user-[0-9a-f]{32}\.db(-wal|-shm)?|blobs\/[0-9a-f]{32}\/[A-Za-z0-9_-]+\/.+)$/.test(f));
+  assert.deepEqual(unexpected, [], 'only the expected files in the data directory');
+  assert.ok(!listFiles(server.dataDir).some((f) => f.includes('..')), 'no traversal inside the data directory');
+}
+
 describe('HTTP fuzzing of a live server', () => {
   it('every answer is an error with a body or a clean close; the server stays up, bounded, inside its data directory', async () => {
-    const n = scaled(600, 60);
-    const cases = fc.sample(caseArb, { numRuns: n, seed: SEED });
-    const failures: string[] = [];
-    let passed = 0;
-    let closed = 0;
-    let peakRss = 0;
     const baseline = server.rss()?.current ?? 0;
-    const run = async (c: Case): Promise<void> => {
-      const res = await rawExchange({
-        port: server.httpsPort, ca, head: c.raw.toString('latin1'), timeoutMs: 15_000,
-        ...(c.body === undefined ? {} : { body: (async function* () { yield* c.body!; })() }),
-        ...(c.endAfterBody === true ? { endAfterBody: true } : {}),
-      });
-      const body = decodeChunked(res.body);
-      const isHead = c.raw.toString('latin1').startsWith('HEAD ');
-      let problem: string | null = null;
-      if (res.timedOut) problem = 'HANG: no answer and no close within 15 s';
-      else if (res.status === 0) {
-        closed += 1;
-        if (c.wellFormed && !c.endAfterBody) problem = 'a well-formed request got no answer';
-      } else if (res.status < 400) {
-        if (!c.mayPass) problem = `accepted (${res.status})`;
-        else passed += 1;
-      } else {
-        const parserAnswer = !/content-type:/i.test(res.headers); // Node's HTTP parser refusing protocol garbage
-        const hasBody = /"error"\s*:/.test(body) || (res.status === 401 && body.trim() === 'Unauthorized');
-        if (!hasBody && !isHead && !(parserAnswer && !c.wellFormed)) problem = `${res.status} without an error body: ${res.headers.slice(0, 120)} ${body.slice(0, 80)}`;
-      }
-      if (problem !== null) failures.push(`${c.label} → ${problem}`);
-      counter.add(problem === null, problem === null ? undefined : `${c.label} → ${problem}`);
-      const rss = server.rss();
-      if (rss !== undefined) peakRss = Math.max(peakRss, rss.current);
-    };
-    // A few requests at a time, like several clients.
-    for (let i = 0; i < cases.length; i += 6) {
-      await Promise.all(cases.slice(i, i + 6).map(run));
-      assert.ok(server.alive(), `the server died after case ${i}: ${server.output().slice(-2000)}`);
-    }
-    notes.push(`${cases.length} requests: ${passed} legitimately accepted, ${closed} closed without an answer (protocol garbage or a client that stopped), peak RSS ${Math.round(peakRss / 1048576)} MiB (baseline ${Math.round(baseline / 1048576)} MiB)`);
+    const cases = fc.sample(caseArb(usersPaths, () => encodeTokenAuthorization(USER, token)), { numRuns: scaled(600, 60), seed: SEED });
+    const { failures, peakRss } = await fuzz({ port: server.httpsPort, ca, name: 'Users API' }, cases);
+    await assertContained(baseline, peakRss);
+    assert.deepEqual(failures.slice(0, 20), []);
+  });
 
-    // Still serving, memory bounded, and nothing written outside the data directory.
-    const check = await rawExchange({ port: server.httpsPort, ca, head: 'GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n' });
-    assert.equal(check.status, 200);
-    assert.ok(peakRss < baseline + 300 * 1048576, `RSS grew from ${baseline} to ${peakRss}`);
-    // (tsx, which runs the TypeScript sources in tests, keeps its compile cache in TMPDIR: not the server's doing.)
-    for (const d of ['cwd', 'home', 'tmp']) {
-      assert.deepEqual(readdirSync(join(sandbox, d)).filter((f) => !f.startsWith('tsx-')), [], `the server wrote into its ${d}`);
-    }
-    for (const f of ['/tmp', join(sandbox, '..')].flatMap((d) => readdirSync(d))) assert.ok(!f.includes(MARK), `a traversal wrote ${f}`);
-    const unexpected = listFiles(server.dataDir).filter((f) =>
-      !/^(soledad-server\.conf|services\.tokens|(tokens|shared)\.db(-wal|-shm)?|tls\/server\.(crt|key)|users\/user-[0-9a-f]{32}\.db(-wal|-shm)?|blobs\/[0-9a-f]{32}\/[A-Za-z0-9_-]+\/.+)$/.test(f));
-    assert.deepEqual(unexpected, [], 'only the expected files in the data directory');
-    assert.ok(!listFiles(server.dataDir).some((f) => f.includes('..')), 'no traversal inside the data directory');
+  it('the Services API (loopback, delivery only) holds up the same way', async () => {
+    const baseline = server.rss()?.current ?? 0;
+    const cases = fc.sample(caseArb(servicesPaths, () => encodeTokenAuthorization('incoming', server.servicesToken)),
+      { numRuns: scaled(200, 30), seed: SEED ^ 0x2545f491 });
+    const { failures, peakRss } = await fuzz({ port: server.servicesPort, name: 'Services API' }, cases);
+    await assertContained(baseline, peakRss);
     assert.deepEqual(failures.slice(0, 20), []);
   });
 });

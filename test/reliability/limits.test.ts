@@ -199,6 +199,29 @@ describe('slowloris', () => {
     assert.ok(longest < HEADERS_TIMEOUT_MS * 4, `a slow connection lived ${longest} ms`);
   });
 
+  it(`the Services API closes dribbling and silent connections after headers_timeout too`, async () => {
+    const { connect: netConnect } = await import('node:net');
+    const conns = Array.from({ length: 10 }, (_, i) => {
+      const t0 = Date.now();
+      const socket = netConnect(server.servicesPort, '127.0.0.1');
+      socket.on('error', () => undefined);
+      const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now() - t0)));
+      socket.once('connect', () => {
+        // Half of them say nothing but blank lines (which the HTTP parser skips), half drip headers.
+        if (i % 2 === 0) socket.write('\r\n\r\n\r\n');
+        else socket.write('PUT /incoming/x/y HTTP/1.1\r\nHost: localhost\r\n');
+        const drip = setInterval(() => (socket.destroyed ? clearInterval(drip) : socket.write(i % 2 === 0 ? '\r\n' : 'X-Drip: a\r\n')), 300);
+        socket.once('close', () => clearInterval(drip));
+      });
+      return closed;
+    });
+    const lifetimes = await within(HEADERS_TIMEOUT_MS * 4 + 5_000, 'the slow services connections to be closed', Promise.all(conns));
+    const longest = Math.max(...lifetimes);
+    counter.add(longest < HEADERS_TIMEOUT_MS * 4, `services slowloris: longest ${longest} ms`);
+    notes.push(`10 slowloris connections on the Services API: all closed within ${longest} ms`);
+    assert.ok(longest < HEADERS_TIMEOUT_MS * 4, `a slow services connection lived ${longest} ms`);
+  });
+
   it(`a stalled upload is cut after body_timeout (${BODY_TIMEOUT_MS} ms) and gives the user database back`, async () => {
     const acc = await account((u) => server.mint(u));
     const b = docDevice('stall-b', dir, server.url, server.certFile, acc);

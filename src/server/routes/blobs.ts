@@ -42,7 +42,6 @@ import type { BlobsService } from '../app.js';
 import { parseCountParam } from '../../common/protocol/incoming.js';
 import type { IncomingTransition } from '../../common/protocol/incoming.js';
 import type { BlobListOptions, BlobRef, BlobStore, ByteRange } from '../backends/blob-types.js';
-import { FsBlobStore } from '../backends/fs-blobs/fs-blob-store.js';
 import { releaseUnreadBody, toSoledadError } from '../http.js';
 import type { IncomingService } from '../incoming/service.js';
 
@@ -471,42 +470,4 @@ export function blobsService(store: BlobStore, options: Omit<BlobRoutesDeps, 'st
     register: (app) => registerBlobRoutes(app, { ...options, store }),
     usageBytes: async (uuid) => (await store.usage(uuid)).used,
   };
-}
-
-/** Configuration keys the filesystem blobs service reads (`blobs_path`, `concurrent_blob_writes`, `quota_bytes`). */
-export interface FsBlobsConfig {
-  /** `blobs_path`. */
-  readonly blobsPath: string;
-  /** `concurrent_blob_writes`. */
-  readonly concurrentBlobWrites: number;
-  /** `quota_bytes`: one per-user limit over documents and blobs together. */
-  readonly quotaBytes: number;
-}
-
-/**
- * The embedded default: a {@link FsBlobStore} under `blobs_path` and its service. `documentsUsageBytes` lets
- * the blob quota count the user's documents too (the server's quota covers both).
- *
- * @example
- * const { service, store } = fsBlobsService(config, (uuid) => backend.documents.usageBytes(`user-${uuid}`));
- * const app = buildUsersApp({ config, backend, blobs: service });
- */
-export function fsBlobsService(
-  config: FsBlobsConfig,
-  documentsUsageBytes?: (uuid: string) => Promise<number>,
-): { service: BlobsService; store: FsBlobStore } {
-  const storeOptions: ConstructorParameters<typeof FsBlobStore>[0] = {
-    root: config.blobsPath,
-    concurrentWrites: config.concurrentBlobWrites,
-    quotaBytes: config.quotaBytes,
-  };
-  if (documentsUsageBytes !== undefined) {
-    // A user without a documents database yet simply has no documents.
-    storeOptions.otherUsageBytes = (uuid) => documentsUsageBytes(uuid).catch((err: unknown) => {
-      if ((err as { code?: unknown } | null)?.code === 'DATABASE_DOES_NOT_EXIST') return 0;
-      throw err;
-    });
-  }
-  const store = new FsBlobStore(storeOptions);
-  return { service: blobsService(store), store };
 }

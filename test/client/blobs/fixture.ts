@@ -13,8 +13,8 @@ import { HttpClient } from '../../../src/client/http/client.js';
 import { buildUsersApp } from '../../../src/server/app.js';
 import { openSqliteBackend } from '../../../src/server/backends/sqlite/index.js';
 import type { Backend } from '../../../src/server/backends/types.js';
-import type { FsBlobStore } from '../../../src/server/backends/fs-blobs/fs-blob-store.js';
-import { fsBlobsService } from '../../../src/server/routes/blobs.js';
+import { FsBlobStore } from '../../../src/server/backends/fs-blobs/fs-blob-store.js';
+import { blobsService } from '../../../src/server/routes/blobs.js';
 import { testCert } from '../http/tls-fixture.js';
 
 /** The test user. */
@@ -70,7 +70,8 @@ export async function startBlobServer(options: { quotaBytes?: number; secrets?: 
   const backend = await openSqliteBackend({ dataDir: join(dir, 'server') });
   const token = await backend.tokens.addToken(UUID);
   const quotaBytes = options.quotaBytes ?? 200 * 1024 * 1024;
-  const { service, store } = fsBlobsService({ blobsPath: join(dir, 'server', 'blobs'), concurrentBlobWrites: 50, quotaBytes });
+  const store = new FsBlobStore({ root: join(dir, 'server', 'blobs'), concurrentWrites: 50, quotaBytes });
+  const service = blobsService(store);
   const cert = await testCert();
   const app = buildUsersApp({ config: { blobs: true, createCmd: null, quotaBytes }, backend, blobs: service, https: cert });
   let plan: FaultPlan | undefined;

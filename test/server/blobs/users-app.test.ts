@@ -4,7 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fsBlobsService } from '../../../src/server/routes/blobs.js';
+import { FsBlobStore } from '../../../src/server/backends/fs-blobs/fs-blob-store.js';
+import { blobsService } from '../../../src/server/routes/blobs.js';
 import { ALICE, BOB, makeServer } from '../helpers.js';
 import type { TestServer } from '../helpers.js';
 
@@ -15,10 +16,9 @@ describe('blobs in the Users API', () => {
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'soledad-usersblobs-'));
-    const { service } = fsBlobsService(
-      { blobsPath: root, concurrentBlobWrites: 4, quotaBytes: 10_000 },
-      async () => docsUsage,
-    );
+    const service = blobsService(new FsBlobStore({
+      root, concurrentWrites: 4, quotaBytes: 10_000, otherUsageBytes: async () => docsUsage,
+    }));
     s = await makeServer({ blobs: service, quotaBytes: 10_000 });
   });
   after(async () => {
