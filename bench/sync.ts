@@ -154,7 +154,7 @@ export async function runSyncScenarios(
       ours_ms: o.ms,
       baseline_name: 'PouchDB → pouchdb-server (no encryption)',
       baseline_ms: p.ms,
-      ...(lim === null ? {} : { limit_ms: lim.sum_ms }),
+      ...(lim === null ? {} : { limit_ms: lim.sum_ms, encrypted_limit_ms: lim.aes_ms + lim.sqlcipher_ms + lim.tls_ms }),
       extra: {
         docs_per_s: Math.round((docs / o.ms) * 1000),
         MB_per_s: Number(((bytes / (1024 * 1024)) / (o.ms / 1000)).toFixed(1)),

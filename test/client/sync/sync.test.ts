@@ -19,7 +19,7 @@ import {
 } from '../../../src/common/errors.js';
 import { encryptLegacyDoc } from '../../../src/common/crypto/doc-crypto.js';
 import { Synchronizer, type SyncProgress } from '../../../src/client/sync/synchronizer.js';
-import { startCutProxy } from './cut-proxy.js';
+import { startNetProxy } from '../../reliability/net-proxy.js';
 import {
   cleanupReplicas,
   makeReplica,
@@ -440,18 +440,18 @@ describe('sync: refusals', () => {
 describe('sync: interruptions', () => {
   it('an upload cut mid-stream loses and duplicates nothing; the next sync completes', async () => {
     const user = await makeUser(server);
-    const proxy = await startCutProxy(server.port);
+    const proxy = await startNetProxy(server.port);
     const a = makeReplica(server, user, { url: proxy.url, sync: { maxBatchDocs: 10 } });
     const b = makeReplica(server, user);
     try {
       for (let i = 0; i < 40; i++) a.db.createDoc({ i, pad: filler(2000) }, `doc-${String(i).padStart(2, '0')}`);
       const genA = a.db.getGeneration();
       // Each batch is ~37 KB on the wire (the content goes once per document): cut inside the second one.
-      proxy.setRule({ up: 55_000 });
+      proxy.cutAfter('up', 55_000);
       await assert.rejects(a.sync.sync(), ConnectionError);
       const partial = serverDocs(server, user.uuid).length;
       assert.ok(partial >= 10 && partial < 40, `a partial upload (${partial}) was kept whole-batch`);
-      proxy.setRule(null);
+      proxy.reset();
       await a.sync.sync();
       assert.equal(serverDocs(server, user.uuid).length, 40);
       assert.equal(a.db.getGeneration(), genA, 'no local writes came out of the resumed sync');
@@ -468,17 +468,17 @@ describe('sync: interruptions', () => {
 
   it('a download cut mid-stream keeps the verified prefix; the next sync completes without duplicates', async () => {
     const user = await makeUser(server);
-    const proxy = await startCutProxy(server.port);
+    const proxy = await startNetProxy(server.port);
     const a = makeReplica(server, user);
     const b = makeReplica(server, user, { url: proxy.url });
     try {
       for (let i = 0; i < 40; i++) a.db.createDoc({ i, pad: filler(2000) });
       await a.sync.sync();
-      proxy.setRule({ down: 60_000 });
+      proxy.cutAfter('down', 60_000);
       await assert.rejects(b.sync.sync(), ConnectionError);
       const got = b.db.getGeneration();
       assert.ok(got > 0 && got < 40, `a partial download (${got}) was applied`);
-      proxy.setRule(null);
+      proxy.reset();
       await b.sync.sync();
       assert.deepEqual(snapshot(b.db), snapshot(a.db));
       assert.equal(b.db.getGeneration(), 40, 'each document applied exactly once');
