@@ -154,6 +154,25 @@ const LINGER_MS = 2_000;
 const LINGER_BYTES = 16 * 1024 * 1024;
 
 /**
+ * Read and discard what `source` still sends, for at most LINGER_MS and LINGER_BYTES, then `close()`; stops
+ * counting when `source` ends or `socket` closes.
+ */
+function drainThenClose(source: Readable | Socket, socket: Partial<Socket> | null, close: () => void): void {
+  let read = 0;
+  const timer = setTimeout(close, LINGER_MS);
+  timer.unref();
+  const done = (): void => clearTimeout(timer);
+  source.on('data', (chunk: Buffer) => {
+    read += chunk.length;
+    if (read > LINGER_BYTES) close();
+  });
+  source.once('end', done);
+  source.once('close', done);
+  if (typeof socket?.once === 'function' && socket !== source) socket.once('close', done);
+  source.resume();
+}
+
+/**
  * A refused request may still be sending its body (a 200 MB upload rejected at its first line). Closing the
  * connection at once would make the kernel reset it while the client is still writing, and a reset can destroy
  * the answer before the client reads it (it would see a connection error instead of the 4xx/5xx, and retry a
@@ -171,9 +190,6 @@ export function releaseUnreadBody(request: FastifyRequest): void {
   const close = (): void => {
     if (typeof socket?.destroy === 'function') socket.destroy();
   };
-  let read = 0;
-  const timer = setTimeout(close, LINGER_MS);
-  timer.unref();
   // Node ends a connection the client asked to close (`Connection: close`, HTTP/1.0) right after the answer, and
   // the unread bytes make that a reset: only end our side then, and let the timer (or the client) close it.
   const sock = socket as (Partial<Socket> & { destroySoon?: () => void }) | null;
@@ -182,15 +198,7 @@ export function releaseUnreadBody(request: FastifyRequest): void {
       sock.end!();
     };
   }
-  const done = (): void => clearTimeout(timer);
-  body.on('data', (chunk: Buffer) => {
-    read += chunk.length;
-    if (read > LINGER_BYTES) close();
-  });
-  body.once('end', done);
-  body.once('close', done);
-  if (typeof socket?.once === 'function') socket.once('close', done);
-  body.resume();
+  drainThenClose(body, socket, close);
 }
 
 /**
@@ -206,15 +214,7 @@ export function releaseUnreadBody(request: FastifyRequest): void {
 export function answerClientError(err: Error & { code?: string }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   if (!socket.writable || socket.writableEnded) {
-    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
-    timer.unref();
-    let read = 0;
-    socket.on('data', (chunk: Buffer) => {
-      read += chunk.length;
-      if (read > LINGER_BYTES) socket.destroy();
-    });
-    socket.once('close', () => clearTimeout(timer));
-    socket.resume();
+    drainThenClose(socket, socket, () => socket.destroy());
     return;
   }
   const [status, reason, wire] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'

@@ -37,6 +37,7 @@ import {
 } from '../../common/u1db/index-expression.js';
 import type { JsonObject } from '../../common/u1db/json.js';
 import { formatRev, incrementRev, isNewer, maximizeAndIncrement, maximizeRevs, parseRev } from '../../common/u1db/vectorclock.js';
+import { validateGenAndTransId, validateSource } from '../../common/u1db/sync-source.js';
 import { ensureSchema } from './schema.js';
 import { openSqlCipher, type DatabaseEncryption } from './sqlcipher.js';
 
@@ -835,9 +836,7 @@ export class LocalDatabase {
     checkGeneration(generation);
     this.handle();
     if (generation === 0) return;
-    const known = this.s.transactionIdOf.get(generation) as string | undefined;
-    if (known === undefined) throw new InvalidGenerationError();
-    if (known !== transactionId) throw new InvalidTransactionIdError();
+    validateGenAndTransId(generation, transactionId, this.s.transactionIdOf.get(generation) as string | undefined);
   }
 
   /**
@@ -868,9 +867,7 @@ export class LocalDatabase {
   }
 
   private validateSource(replicaUid: string, generation: number, transactionId: string): void {
-    const known = this.getReplicaGenAndTransId(replicaUid);
-    if (generation < known.generation) throw new InvalidGenerationError();
-    if (generation === known.generation && transactionId !== known.transactionId) throw new InvalidTransactionIdError();
+    validateSource(this.getReplicaGenAndTransId(replicaUid), generation, transactionId);
   }
 
   /**
@@ -954,8 +951,7 @@ export class LocalDatabase {
       let noConflicts = this.s.anyConflict.get() === undefined;
       const states: PutDocState[] = [];
       for (const { incoming, incomingRev, json, gen, transId } of checked) {
-        if (gen < known.generation) throw new InvalidGenerationError();
-        if (gen === known.generation && transId !== known.transactionId) throw new InvalidTransactionIdError();
+        validateSource(known, gen, transId);
         const state = this.applyIfNewer(incoming, incomingRev, json, saveConflict, noConflicts);
         if (state === 'conflicted' && saveConflict) noConflicts = false;
         states.push(state);

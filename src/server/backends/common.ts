@@ -7,8 +7,6 @@ import {
   BadRequestError,
   DocumentAlreadyDeletedError,
   DocumentDoesNotExistError,
-  InvalidGenerationError,
-  InvalidTransactionIdError,
   RevisionConflictError,
 } from '../../common/errors.js';
 import { incrementRev, isNewer, maximizeAndIncrement, parseRev } from '../../common/u1db/vectorclock.js';
@@ -82,28 +80,8 @@ export function decidePutIfNewer(cur: CurrentDoc | null, incoming: CurrentDoc, l
   return { state: 'conflicted', storeRev: null };
 }
 
-/**
- * U1DB `_validate_source`: a source may not go back in generations, nor change history at the same generation.
- *
- * @example
- * validateSource({ generation: 5, transactionId: 'T-5' }, 4, 'T-4'); // throws InvalidGenerationError
- */
-export function validateSource(known: { generation: number; transactionId: string }, gen: number, transId: string): void {
-  if (gen < known.generation) throw new InvalidGenerationError();
-  if (gen === known.generation && transId !== known.transactionId) throw new InvalidTransactionIdError();
-}
+export { validateGenAndTransId, validateSource } from '../../common/u1db/sync-source.js';
 
-/**
- * U1DB `validate_gen_and_trans_id` given the transaction id stored for `generation` (`undefined` if unknown).
- *
- * @example
- * validateGenAndTransId(3, 'T-3', undefined); // throws InvalidGenerationError
- */
-export function validateGenAndTransId(generation: number, transactionId: string, storedTransId: string | undefined): void {
-  if (generation === 0) return;
-  if (storedTransId === undefined) throw new InvalidGenerationError();
-  if (storedTransId !== transactionId) throw new InvalidTransactionIdError();
-}
 
 /**
  * U1DB `put_doc` revision rules: returns the new revision or throws RevisionConflictError.
