@@ -37,6 +37,7 @@ export { tokenHash, isValidUuid, isValidUserDbName } from './backends/common.js'
 // ---- writing a storage engine ----
 export { openSqliteBackend } from './backends/sqlite/index.js';
 export { decidePutIfNewer, decidePutDoc, decideDeleteDoc, validateSource, validateGenAndTransId, KeyedMutex } from './backends/common.js';
+export type { KnownGeneration } from '../common/u1db/sync-source.js';
 
 export type { StartServerOptions, RunningServer, TlsSetup } from './main.js';
 export type { IncomingServiceOptions, TransitionRequest } from './incoming/service.js';
