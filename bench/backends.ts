@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { serverEngineConfig, type TestEngine } from '../test/backends/engines.js';
 import type { ScenarioResult } from './report.js';
 import { runOurSync, seedScenarios, type OurSync } from './sync.js';
-import { mb, ms, payload } from './util.js';
+import { mb, medianBy, ms, payload } from './util.js';
 
 const execFileAsync = promisify(execFile);
 const SERVICES = join(import.meta.dirname, '..', 'scripts', 'test-services.sh');
@@ -60,11 +60,6 @@ async function services(): Promise<Services> {
   };
 }
 
-function median(runs: OurSync[], pick: (r: OurSync) => number): OurSync {
-  const sorted = [...runs].sort((x, y) => pick(x) - pick(y));
-  return sorted[Math.floor((sorted.length - 1) / 2)]!;
-}
-
 /**
  * Run the 1000 × 10 KB scenario (100 × 10 KB with `quick`) on each engine; rows for upload and download.
  *
@@ -103,7 +98,7 @@ export async function runBackendScenarios(quick: boolean, tls: { certFile: strin
   for (const phase of ['upload', 'download'] as const) {
     const pick = (r: OurSync) => (phase === 'upload' ? r.up.ms : r.down.ms);
     const sqliteRuns = runs.sqlite;
-    const base = sqliteRuns === undefined ? undefined : pick(median(sqliteRuns, pick));
+    const base = sqliteRuns === undefined ? undefined : pick(medianBy(sqliteRuns, pick));
     for (const engine of ENGINES) {
       const name = `backend ${engine}: sync ${phase} ${scenario.name}`;
       const engineRuns = runs[engine];
@@ -111,7 +106,7 @@ export async function runBackendScenarios(quick: boolean, tls: { certFile: strin
         results.push({ name, ours_ms: Number.NaN, error: failed[engine] ?? 'not run' });
         continue;
       }
-      const m = median(engineRuns, pick);
+      const m = medianBy(engineRuns, pick);
       const o = phase === 'upload' ? m.up : m.down;
       const srv = phase === 'upload' ? m.upServer : m.downServer;
       results.push({

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnPeer, type Peer } from './peers/spawn.js';
-import { measure, type Measured } from './util.js';
+import { measure, medianBy, type Measured } from './util.js';
 
 const require = createRequire(import.meta.url);
 
@@ -42,12 +42,14 @@ export interface PouchResult {
 
 /**
  * Replicate `bodies` (one document `{ body }` each) from a local PouchDB to a fresh server, then into a second,
- * empty local PouchDB; optionally replicate once more with nothing new (the no-op).
+ * empty local PouchDB; optionally replicate once more with nothing new (the no-op). Like ours, the server first
+ * serves a warm-up replication of another database, then `repeat` rounds each into a new database; the median
+ * round of the upload and of the download is reported.
  */
 export async function runPouchScenario(
   bodies: readonly string[],
   tls: { certFile: string; keyFile: string },
-  opts: { noop?: boolean } = {},
+  opts: { noop?: boolean; repeat?: number; warmUp?: readonly string[] } = {},
 ): Promise<PouchResult> {
   const work = mkdtempSync(join(tmpdir(), 'soledad-bench-pouch-'));
   let server: Peer | undefined;
@@ -65,27 +67,40 @@ export async function runPouchScenario(
   };
   try {
     server = await spawnPeer(join(import.meta.dirname, 'peers', 'pouch-server.ts'), [join(work, 'server'), tls.certFile, tls.keyFile]);
-    const remote = new PouchDB(`https://127.0.0.1:${server.port}/bench`, { fetch });
-    open.push(remote);
-    const a = local('a');
-    await a.bulkDocs(bodies.map((body, i) => ({ _id: `D-${String(i).padStart(6, '0')}`, body })));
     const srv = server;
-    const up = await srv.watch.during(() => measure(async () => (await a.replicate.to(remote)).docs_written));
-    const b = local('b');
-    const down = await srv.watch.during(() => measure(async () => (await b.replicate.from(remote)).docs_written));
-    if ((await b.info()).doc_count !== bodies.length) throw new Error('PouchDB download incomplete');
-    const result: PouchResult = {
-      upload: up.value,
-      download: down.value,
-      uploadServer: { cpuMs: up.cpuMs, rssPeak: up.rssPeak },
-      downloadServer: { cpuMs: down.cpuMs, rssPeak: down.rssPeak },
+    let round = 0;
+    const oneRound = async (texts: readonly string[], noop: boolean): Promise<PouchResult> => {
+      round += 1;
+      const remote = new PouchDB(`https://127.0.0.1:${srv.port}/bench-${round}`, { fetch });
+      open.push(remote);
+      const a = local(`a-${round}`);
+      await a.bulkDocs(texts.map((body, i) => ({ _id: `D-${String(i).padStart(6, '0')}`, body })));
+      const up = await srv.watch.during(() => measure(async () => (await a.replicate.to(remote)).docs_written));
+      const b = local(`b-${round}`);
+      const down = await srv.watch.during(() => measure(async () => (await b.replicate.from(remote)).docs_written));
+      if ((await b.info()).doc_count !== texts.length) throw new Error('PouchDB download incomplete');
+      const result: PouchResult = {
+        upload: up.value,
+        download: down.value,
+        uploadServer: { cpuMs: up.cpuMs, rssPeak: up.rssPeak },
+        downloadServer: { cpuMs: down.cpuMs, rssPeak: down.rssPeak },
+      };
+      if (noop) {
+        const before = requests;
+        const n = await srv.watch.during(() => measure(async () => (await b.replicate.from(remote)).docs_written));
+        result.noop = { ...n.value, requests: requests - before, serverCpuMs: n.cpuMs };
+      }
+      return result;
     };
-    if (opts.noop === true) {
-      const before = requests;
-      const noop = await srv.watch.during(() => measure(async () => (await b.replicate.from(remote)).docs_written));
-      result.noop = { ...noop.value, requests: requests - before, serverCpuMs: noop.cpuMs };
-    }
-    return result;
+    if (opts.warmUp !== undefined) await oneRound(opts.warmUp, false);
+    const rounds: PouchResult[] = [];
+    for (let i = 0; i < Math.max(1, opts.repeat ?? 1); i++) rounds.push(await oneRound(bodies, opts.noop === true && i === 0));
+    const up = medianBy(rounds, (r) => r.upload.ms);
+    const down = medianBy(rounds, (r) => r.download.ms);
+    return {
+      upload: up.upload, uploadServer: up.uploadServer, download: down.download, downloadServer: down.downloadServer,
+      ...(rounds[0]!.noop === undefined ? {} : { noop: rounds[0]!.noop }),
+    };
   } finally {
     for (const db of open) await db.close().catch(() => undefined);
     agent.destroy();

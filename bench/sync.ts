@@ -15,7 +15,7 @@ import { startServerProcess } from '../test/e2e/server-process.js';
 import type { PhysicalLimit } from './limit.js';
 import { runPouchScenario } from './pouch.js';
 import type { ScenarioResult } from './report.js';
-import { mb, measure, ms, payload, ProcWatch, type Measured } from './util.js';
+import { mb, measure, medianBy, ms, payload, ProcWatch, type Measured } from './util.js';
 
 export interface SyncScenario {
   name: string;
@@ -25,16 +25,18 @@ export interface SyncScenario {
   downloadLabel?: string;
   /** Follow the download with a no-op sync of the same device. */
   noop?: boolean;
+  /** Rounds to run, ours and PouchDB's alike; the median one is reported (default 1). */
+  repeat?: number;
 }
 
 /** The seed's scenarios (10 MB each), optionally scaled down for a smoke run (the names give the real counts). */
 export function seedScenarios(scale = 1): SyncScenario[] {
   const n = (count: number) => Math.max(1, Math.round(count * scale));
   return [
-    { name: `${n(20)} × 500 KB`, sizes: Array(n(20)).fill(500 * 1024) },
-    { name: `${n(100)} × 100 KB`, sizes: Array(n(100)).fill(100 * 1024) },
-    { name: `${n(1000)} × 10 KB`, sizes: Array(n(1000)).fill(10 * 1024) },
-    { name: `${n(60)} × 15 KB + 1 × 1 MB`, sizes: [...Array(n(60)).fill(15 * 1024), 1024 * 1024] },
+    { name: `${n(20)} × 500 KB`, sizes: Array(n(20)).fill(500 * 1024), repeat: 3 },
+    { name: `${n(100)} × 100 KB`, sizes: Array(n(100)).fill(100 * 1024), repeat: 3 },
+    { name: `${n(1000)} × 10 KB`, sizes: Array(n(1000)).fill(10 * 1024), repeat: 3 },
+    { name: `${n(60)} × 15 KB + 1 × 1 MB`, sizes: [...Array(n(60)).fill(15 * 1024), 1024 * 1024], repeat: 3 },
   ];
 }
 
@@ -66,8 +68,14 @@ export interface OurSync {
   noop?: { ms: number; cpuMs: number; serverCpuMs: number; requests: number; bytesSent: number; bytesReceived: number };
 }
 
+/** Documents of the warm-up sync (another user, before anything is timed): 200 × 10 KB. */
+const WARM_UP_SIZES: readonly number[] = Array(200).fill(10 * 1024);
+
 /**
  * Time our sync of `bodies` through a fresh `soledad-server` process: device A uploads, a new device B downloads.
+ * The server first serves a warm-up sync of another user (a provider's server is long-running: its code is
+ * compiled and its caches are set up before any user's first sync), then `repeat` rounds of the scenario, each
+ * with a new user and new devices; the median round of the upload and of the download is reported.
  * `serverConfig` adds `[soledad-server]` lines (another storage engine: `bench/backends.ts`).
  *
  * @example
@@ -78,48 +86,61 @@ export async function runOurSync(
   bodies: readonly string[],
   tls: { certFile: string; keyFile: string },
   serverConfig = '',
+  repeat = 1,
 ): Promise<OurSync> {
-  const docs = scenario.sizes.length;
   // One certificate for our server, the peer's and the limit's TLS sink: same TLS work on every side.
   const server = await startServerProcess(`tls_cert = ${tls.certFile}\ntls_key = ${tls.keyFile}\n${serverConfig}`);
   const watch = new ProcWatch(server.pid()!);
   const work = mkdtempSync(join(tmpdir(), 'soledad-bench-sync-'));
-  let ours: OurSync;
-  try {
+  let round = 0;
+  /** One user: device A uploads `texts`, a new device B downloads them (and syncs once more if `noop`). */
+  const oneRound = async (texts: readonly string[], noop: boolean): Promise<OurSync> => {
+    round += 1;
     const uuid = randomUUID().replace(/-/g, '');
     const token = await server.token(uuid);
     const opts = (name: string): SoledadOptions => ({
-      uuid, passphrase: 'bench', secretsPath: join(work, name, 'soledad.json'), localDbPath: join(work, name, 'soledad.u1db'),
-      serverUrl: server.url, certFile: tls.certFile, authToken: token,
+      uuid, passphrase: 'bench', secretsPath: join(work, `${round}-${name}`, 'soledad.json'),
+      localDbPath: join(work, `${round}-${name}`, 'soledad.u1db'), serverUrl: server.url, certFile: tls.certFile, authToken: token,
     });
     const a = await Soledad.open(opts('a'));
-    await Promise.all(bodies.map((body) => a.createDoc({ body })));
+    await Promise.all(texts.map((body) => a.createDoc({ body })));
     const up = await watch.during(() => measure(() => a.sync()));
     await a.close();
 
     const b = await Soledad.open(opts('b'));
     const down = await watch.during(() => measure(() => b.sync()));
-    if ((await b.getAllDocs()).docs.length !== docs) throw new Error('download incomplete');
-    ours = {
+    if ((await b.getAllDocs()).docs.length !== texts.length) throw new Error('download incomplete');
+    const result: OurSync = {
       up: up.value, down: down.value,
       upServer: { cpuMs: up.cpuMs, rssPeak: up.rssPeak }, downServer: { cpuMs: down.cpuMs, rssPeak: down.rssPeak },
     };
-    if (scenario.noop === true) {
+    if (noop) {
       const before = requestCount;
-      const noop = await watch.during(() => measure(() => b.sync()));
+      const n = await watch.during(() => measure(() => b.sync()));
       const stats = b.syncStats()!;
       if (!stats.upToDate) throw new Error('the no-op sync was not up to date');
-      ours.noop = {
-        ms: noop.value.ms, cpuMs: noop.value.cpuMs, serverCpuMs: noop.cpuMs, requests: requestCount - before,
+      result.noop = {
+        ms: n.value.ms, cpuMs: n.value.cpuMs, serverCpuMs: n.cpuMs, requests: requestCount - before,
         bytesSent: stats.bytesSent, bytesReceived: stats.bytesReceived,
       };
     }
     await b.close();
+    return result;
+  };
+  try {
+    await oneRound(WARM_UP_SIZES.map(payload), false);
+    const rounds: OurSync[] = [];
+    for (let i = 0; i < Math.max(1, repeat); i++) rounds.push(await oneRound(bodies, scenario.noop === true && i === 0));
+    const up = medianBy(rounds, (r) => r.up.ms);
+    const down = medianBy(rounds, (r) => r.down.ms);
+    return {
+      up: up.up, upServer: up.upServer, down: down.down, downServer: down.downServer,
+      ...(rounds[0]!.noop === undefined ? {} : { noop: rounds[0]!.noop }),
+    };
   } finally {
     await server.stop().catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   }
-  return ours;
 }
 
 /**
@@ -138,9 +159,11 @@ export async function runSyncScenarios(
     const bodies = scenario.sizes.map(payload);
     const bytes = scenario.sizes.reduce((x, y) => x + y, 0);
     const docs = scenario.sizes.length;
-    const ours = await runOurSync(scenario, bodies, tls);
-
-    const pouch = await runPouchScenario(bodies, tls, { noop: scenario.noop === true });
+    const repeat = scenario.repeat ?? 1;
+    const ours = await runOurSync(scenario, bodies, tls, '', repeat);
+    const pouch = await runPouchScenario(bodies, tls, {
+      noop: scenario.noop === true, repeat, warmUp: WARM_UP_SIZES.map(payload),
+    });
     const lim = limit === null ? null : await limit.measure(scenario.sizes);
 
     const row = (

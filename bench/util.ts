@@ -112,3 +112,9 @@ export function quantile(values: readonly number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
+
+/** The item whose `pick` is the median (the upper one for an even count): the median round of repeated runs. */
+export function medianBy<T>(items: readonly T[], pick: (item: T) => number): T {
+  if (items.length === 0) throw new RangeError('No items');
+  return [...items].sort((x, y) => pick(x) - pick(y))[Math.floor(items.length / 2)]!;
+}

@@ -12,6 +12,8 @@ if (certFile === undefined || keyFile === undefined) {
   process.exit(2);
 }
 const server = createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, (socket) => {
+  // As an HTTP server does: no Nagle delay on the one-byte answer (it cost a 40 ms delayed-ACK stall at times).
+  socket.setNoDelay(true);
   let expected = -1;
   let received = 0;
   let head = Buffer.alloc(0);

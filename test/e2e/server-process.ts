@@ -62,7 +62,9 @@ export async function startServerProcess(extraConfig = ''): Promise<ServerProces
   let log = '';
 
   async function start(): Promise<void> {
-    const proc = spawn(process.execPath, ['--import', 'tsx', CLI], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // SOLEDAD_SERVER_NODE_ARGS adds node flags (profiling a benchmark: `--cpu-prof --cpu-prof-dir=…`).
+    const nodeArgs = (process.env.SOLEDAD_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+    const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', CLI], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 30_000);
