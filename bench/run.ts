@@ -13,7 +13,7 @@ import { runBackendScenarios } from './backends.js';
 import { runBlobScenarios } from './blobs.js';
 import { runIncomingScenarios } from './incoming.js';
 import { PhysicalLimit } from './limit.js';
-import { runLocalDbScenarios } from './local-db.js';
+import { runLocalApplyScenario, runLocalDbScenarios } from './local-db.js';
 import { report, type ScenarioResult } from './report.js';
 import { runScaleScenario } from './scale.js';
 import { initialSyncScenario, runSyncScenarios, seedScenarios } from './sync.js';
@@ -54,7 +54,10 @@ let limit: PhysicalLimit | null = null;
 try {
   const tls = await certificate(tlsDir);
   if (wanted('sync') || wanted('initial')) limit = await PhysicalLimit.start(tls.certFile, tls.keyFile);
-  if (wanted('local')) results.push(...(await runLocalDbScenarios(quick ? 100 : 1000, 10 * 1024)));
+  if (wanted('local')) {
+    results.push(...(await runLocalDbScenarios(quick ? 100 : 1000, 10 * 1024)));
+    results.push(await runLocalApplyScenario(quick ? 1000 : 10_000, 5 * 1024));
+  }
   if (wanted('sync')) results.push(...(await runSyncScenarios(seedScenarios(quick ? 0.1 : 1), limit, tls)));
   if (wanted('initial')) results.push(...(await runSyncScenarios([initialSyncScenario(quick ? 1000 : 10_000)], limit, tls)));
   if (wanted('blobs')) results.push(...(await runBlobScenarios(quick)));
