@@ -46,7 +46,11 @@ function getMany(db: LocalDatabase, ids: string[]): number {
   return performance.now() - t0;
 }
 
-/** Documents per apply transaction, as the synchronizer's APPLY_MAX_DOCS. */
+/**
+ * Documents per apply transaction: the synchronizer's APPLY_MAX_DOCS. (It also ends a transaction at 4 MiB of
+ * ciphertext, about 550 documents of 5 KB; 2,200 per transaction measured only ~7% faster here, so the
+ * difference is small.)
+ */
 const APPLY_BATCH = 1000;
 
 /**

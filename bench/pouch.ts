@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnPeer, type Peer } from './peers/spawn.js';
-import { measure, medianBy, type Measured } from './util.js';
+import { measure, medianBy, roundsAfterWarmUp, type Measured } from './util.js';
 
 const require = createRequire(import.meta.url);
 
@@ -92,9 +92,7 @@ export async function runPouchScenario(
       }
       return result;
     };
-    if (opts.warmUp !== undefined) await oneRound(opts.warmUp, false);
-    const rounds: PouchResult[] = [];
-    for (let i = 0; i < Math.max(1, opts.repeat ?? 1); i++) rounds.push(await oneRound(bodies, opts.noop === true && i === 0));
+    const rounds = await roundsAfterWarmUp(oneRound, { ...opts, bodies });
     const up = medianBy(rounds, (r) => r.upload.ms);
     const down = medianBy(rounds, (r) => r.download.ms);
     return {

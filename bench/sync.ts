@@ -15,7 +15,7 @@ import { startServerProcess } from '../test/e2e/server-process.js';
 import type { PhysicalLimit } from './limit.js';
 import { runPouchScenario } from './pouch.js';
 import type { ScenarioResult } from './report.js';
-import { mb, measure, medianBy, ms, payload, ProcWatch, type Measured } from './util.js';
+import { mb, measure, medianBy, ms, payload, ProcWatch, roundsAfterWarmUp, type Measured } from './util.js';
 
 export interface SyncScenario {
   name: string;
@@ -128,9 +128,9 @@ export async function runOurSync(
     return result;
   };
   try {
-    await oneRound(WARM_UP_SIZES.map(payload), false);
-    const rounds: OurSync[] = [];
-    for (let i = 0; i < Math.max(1, repeat); i++) rounds.push(await oneRound(bodies, scenario.noop === true && i === 0));
+    const rounds = await roundsAfterWarmUp(oneRound, {
+      warmUp: WARM_UP_SIZES.map(payload), bodies, repeat, noop: scenario.noop === true,
+    });
     const up = medianBy(rounds, (r) => r.up.ms);
     const down = medianBy(rounds, (r) => r.down.ms);
     return {

@@ -118,3 +118,21 @@ export function medianBy<T>(items: readonly T[], pick: (item: T) => number): T {
   if (items.length === 0) throw new RangeError('No items');
   return [...items].sort((x, y) => pick(x) - pick(y))[Math.floor(items.length / 2)]!;
 }
+
+/**
+ * Run `round` once on `warmUp` (discarded: the server's code compiled, its caches set), then `repeat` times (at
+ * least once) on `bodies`; the first measured round also runs the no-op sync when `noop` is set.
+ *
+ * @example
+ * const rounds = await roundsAfterWarmUp(oneRound, { warmUp, bodies, repeat: 3, noop: false });
+ * const up = medianBy(rounds, (r) => r.up.ms);
+ */
+export async function roundsAfterWarmUp<R>(
+  round: (texts: readonly string[], noop: boolean) => Promise<R>,
+  opts: { warmUp?: readonly string[]; bodies: readonly string[]; repeat?: number; noop?: boolean },
+): Promise<R[]> {
+  if (opts.warmUp !== undefined) await round(opts.warmUp, false);
+  const rounds: R[] = [];
+  for (let i = 0; i < Math.max(1, opts.repeat ?? 1); i++) rounds.push(await round(opts.bodies, opts.noop === true && i === 0));
+  return rounds;
+}
