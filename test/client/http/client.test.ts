@@ -118,6 +118,26 @@ describe('HttpClient', () => {
     await http.close();
   });
 
+  it('sends back-to-back requests over one connection (one TLS handshake per client, as a sync does)', async () => {
+    handler = (_req, res) => json(res, 200, { ok: true });
+    let handshakes = 0;
+    const count = (): void => { handshakes += 1; };
+    server.on('secureConnection', count);
+    const http = client();
+    try {
+      // Each request is sent the moment the previous answer has been read, as the synchronizer's steps are.
+      await http.json({ method: 'GET', path: '/info' });
+      await (await http.request({ method: 'POST', path: '/up', body: () => ['a', 'b'] })).text();
+      const res = await http.request({ method: 'POST', path: '/down', body: 'x' });
+      for await (const chunk of res.body) assert.ok(chunk.length > 0);
+      await http.json({ method: 'PUT', path: '/record' });
+      assert.equal(handshakes, 1);
+    } finally {
+      server.off('secureConnection', count);
+      await http.close();
+    }
+  });
+
   it('revives catalogued errors from {"error": wire} bodies', async () => {
     const http = client();
     const cases: Array<[number, string, new (...a: never[]) => Error]> = [
