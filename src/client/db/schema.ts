@@ -14,7 +14,7 @@ import { isValidReplicaUid, makeReplicaUid } from '../../common/u1db/ids.js';
  * @example
  * db.prepare('SELECT value FROM u1db_config WHERE name = ?').pluck().get(SCHEMA_VERSION_KEY); // '1'
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** `u1db_config` key holding {@link SCHEMA_VERSION}; absent in a database written by the original Soledad. */
 export const SCHEMA_VERSION_KEY = 'soledad_ts_schema';
@@ -68,11 +68,21 @@ const U1DB_TABLES = [
   )`,
 ];
 
-// Our additions. Each statement is idempotent: the same list upgrades an original database.
+/**
+ * The SQL condition under which a stored `syncable` value means false, as {@link LocalDatabase} reads it (0, '0'
+ * or 'false' in any case; the original wrote Python booleans). The partial index below and the query that uses it
+ * must spell it identically for SQLite to pick the index.
+ */
+export const UNSYNCABLE_SQL = "(syncable = 0 OR syncable = '0' OR lower(syncable) = 'false')";
+
+// Our additions. Each statement is idempotent: the same list upgrades an original database or an older version.
 const ADDITIONS = [
   // Rewriting a document deletes its index rows by doc_id; without this every put would scan document_fields.
   // (doc_id, field_name) also serves the per-column joins of multi-column index queries.
   `CREATE INDEX IF NOT EXISTS document_fields_doc_field_idx ON document_fields(doc_id, field_name)`,
+  // The few documents kept off the server, so that "what changed" need not look up every changed document's row
+  // to learn whether it may be sent (version 2).
+  `CREATE INDEX IF NOT EXISTS document_unsyncable_idx ON document(doc_id) WHERE ${UNSYNCABLE_SQL}`,
   `CREATE TABLE IF NOT EXISTS service_tokens (
     service TEXT PRIMARY KEY,
     token TEXT NOT NULL
@@ -151,6 +161,8 @@ export function ensureSchema(db: Database.Database, newReplicaUid: string | unde
       upgraded = true;
     } else if (!/^\d+$/.test(version) || Number(version) > SCHEMA_VERSION) {
       throw new NotSupportedError(`The database schema version ${version} is newer than this software (${SCHEMA_VERSION})`);
+    } else if (Number(version) < SCHEMA_VERSION) {
+      applyAdditions(db);
     }
     let replicaUid = configValue(db, 'replica_uid');
     if (replicaUid === undefined) {

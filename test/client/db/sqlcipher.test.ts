@@ -189,6 +189,33 @@ describe('client schema', () => {
     assert.throws(() => LocalDatabase.open({ path: path.join(dir, 'x.db'), encryption: { mode: 'encrypted', key }, replicaUid: 'a:b' }), InvalidReplicaUidError);
   });
 
+  it('upgrades a version-1 file: unsyncable documents, however the original stored the flag, stay out of sync', () => {
+    let db = LocalDatabase.open({ path: file, encryption: { mode: 'encrypted', key } });
+    const ids = ['int', 'text', 'python', 'kept'].map((name) => db.createDoc(SIMPLE, `doc-${name}`).docId);
+    db.createDoc(SIMPLE, 'doc-kept'.replace('kept', 'late'));
+    db.putDoc(db.getDoc('doc-kept')!); // a second log entry: listed once, at its latest generation
+    // Version 1 had no partial index; the original Soledad wrote Python booleans.
+    db.rawOperation('DROP INDEX document_unsyncable_idx');
+    db.rawOperation('UPDATE u1db_config SET value = ? WHERE name = ?', ['1', SCHEMA_VERSION_KEY]);
+    db.rawOperation("UPDATE document SET syncable = 0 WHERE doc_id = 'doc-int'");
+    db.rawOperation("UPDATE document SET syncable = '0' WHERE doc_id = 'doc-text'");
+    db.rawOperation("UPDATE document SET syncable = 'False' WHERE doc_id = 'doc-python'");
+    db.close();
+
+    db = LocalDatabase.open({ path: file, encryption: { mode: 'encrypted', key } });
+    try {
+      assert.equal(db.rawQuery('SELECT value FROM u1db_config WHERE name = ?', [SCHEMA_VERSION_KEY]).map((r) => (r as { value: string }).value)[0], String(SCHEMA_VERSION));
+      assert.equal(db.rawQuery("SELECT 1 FROM sqlite_master WHERE name = 'document_unsyncable_idx'").length, 1);
+      const all = db.whatsChanged(0);
+      assert.deepEqual(all.changes.map((c) => [c.docId, c.generation]), [[ids[0], 1], [ids[1], 2], [ids[2], 3], ['doc-late', 5], ['doc-kept', 6]]);
+      assert.deepEqual(db.whatsChanged(0, { syncableOnly: true }).changes.map((c) => c.docId), ['doc-late', 'doc-kept']);
+      assert.deepEqual(db.whatsChanged(5, { syncableOnly: true }).changes.map((c) => c.docId), ['doc-kept']);
+      assert.equal(all.changes[4]!.transactionId, db.getGenerationInfo().transactionId);
+    } finally {
+      db.close();
+    }
+  });
+
   it('refuses a schema newer than this software', () => {
     const db = LocalDatabase.open({ path: file, encryption: { mode: 'encrypted', key } });
     db.rawOperation('UPDATE u1db_config SET value = ? WHERE name = ?', [String(SCHEMA_VERSION + 1), SCHEMA_VERSION_KEY]);
