@@ -1282,7 +1282,6 @@ function prepareStatements(db: Database.Database) {
     maxGeneration: db.prepare('SELECT max(generation) FROM transaction_log').pluck(),
     lastTransaction: db.prepare('SELECT generation, transaction_id FROM transaction_log ORDER BY generation DESC LIMIT 1'),
     transactionIdOf: db.prepare('SELECT transaction_id FROM transaction_log WHERE generation = ?').pluck(),
-    // SQLite takes the bare columns of an aggregate query from the row that holds the max().
     changesSince: db.prepare('SELECT doc_id, generation, transaction_id FROM transaction_log WHERE generation > ? ORDER BY generation DESC')
       .raw(),
     unsyncableIds: db.prepare(`SELECT doc_id FROM document WHERE ${UNSYNCABLE_SQL}`).pluck(),

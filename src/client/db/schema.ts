@@ -12,7 +12,7 @@ import { isValidReplicaUid, makeReplicaUid } from '../../common/u1db/ids.js';
  * U1DB's own `sql_schema` stays `'0'` so the tables remain what an original client expects.
  *
  * @example
- * db.prepare('SELECT value FROM u1db_config WHERE name = ?').pluck().get(SCHEMA_VERSION_KEY); // '1'
+ * db.prepare('SELECT value FROM u1db_config WHERE name = ?').pluck().get(SCHEMA_VERSION_KEY); // '2'
  */
 export const SCHEMA_VERSION = 2;
 
