@@ -54,10 +54,12 @@ DROP INDEX IF EXISTS documents_by_generation;
 UPDATE u1db_config SET value = '2' WHERE name = 'schema_version';
 `;
 
-/** Bring a database written by an older version of this server up to {@link SCHEMA_VERSION}. */
-function migrate(db: Db): void {
-  const version = (): string | undefined =>
-    db.prepare<[], { value: string }>("SELECT value FROM u1db_config WHERE name = 'schema_version'").get()?.value;
+/**
+ * Bring a database written by an older version of this server up to {@link SCHEMA_VERSION}, reading the version
+ * through the connection's own `u1db_config` statement (SQLite re-prepares statements after the schema changes).
+ */
+function migrate(db: Db, config: Database.Statement<[string], { value: string }>): void {
+  const version = (): string | undefined => config.get('schema_version')?.value;
   if (version() === SCHEMA_VERSION) return;
   db.transaction(() => {
     // Checked again inside the write transaction: another connection may have migrated meanwhile.
@@ -101,8 +103,8 @@ class UserDb {
   private readonly s: ReturnType<typeof prepareStatements>;
 
   constructor(readonly db: Db) {
-    migrate(db);
     this.s = prepareStatements(db);
+    migrate(db, this.s.config);
     const uid = this.s.config.get('replica_uid');
     if (uid === undefined) throw new DatabaseDoesNotExistError('The database file has no replica uid');
     this.replicaUid = uid.value;
