@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnPeer, type Peer } from './peers/spawn.js';
-import { measure, medianBy, roundsAfterWarmUp, type Measured } from './util.js';
+import { measure, type Measured, type ProcWatch } from './util.js';
 
 const require = createRequire(import.meta.url);
 
@@ -41,68 +41,84 @@ export interface PouchResult {
 }
 
 /**
- * Replicate `bodies` (one document `{ body }` each) from a local PouchDB to a fresh server, then into a second,
- * empty local PouchDB; optionally replicate once more with nothing new (the no-op). Like ours, the server first
- * serves a warm-up replication of another database, then `repeat` rounds each into a new database; the median
- * round of the upload and of the download is reported.
+ * A CouchDB-protocol server process and the local PouchDB databases of its rounds: each {@link PouchPeer.round}
+ * replicates documents `{ body }` from a new local PouchDB into a new server database, then into a second, empty
+ * local PouchDB, and optionally once more with nothing new (the no-op). Rounds can be interleaved with ours and
+ * with the physical limit (`bench/sync.ts`), so each is compared with what the machine did at the same moment.
+ *
+ * @example
+ * const pouch = await PouchPeer.start(tls);
+ * try { const r = await pouch.round(bodies, false); console.log(r.upload.ms); } finally { await pouch.stop(); }
  */
-export async function runPouchScenario(
-  bodies: readonly string[],
-  tls: { certFile: string; keyFile: string },
-  opts: { noop?: boolean; repeat?: number; warmUp?: readonly string[] } = {},
-): Promise<PouchResult> {
-  const work = mkdtempSync(join(tmpdir(), 'soledad-bench-pouch-'));
-  let server: Peer | undefined;
-  const agent = new Agent({ ca: readFileSync(tls.certFile), keepAlive: true });
-  let requests = 0;
-  const fetch: FetchLike = (url, o) => {
-    requests += 1;
-    return PouchDB.fetch(url, { ...o, agent });
-  };
-  const open: PouchDb[] = [];
-  const local = (name: string): PouchDb => {
-    const db = new PouchDB(join(work, name));
-    open.push(db);
+export class PouchPeer {
+  private readonly agent: Agent;
+  private readonly open: PouchDb[] = [];
+  private requests = 0;
+  private rounds = 0;
+  private readonly fetch: FetchLike;
+
+  private constructor(private readonly work: string, private readonly server: Peer, ca: Buffer) {
+    this.agent = new Agent({ ca, keepAlive: true });
+    this.fetch = (url, o) => {
+      this.requests += 1;
+      return PouchDB.fetch(url, { ...o, agent: this.agent });
+    };
+  }
+
+  /** The server process (CPU time, memory). */
+  get watch(): ProcWatch {
+    return this.server.watch;
+  }
+
+  /** Start the server with our certificate (same TLS work as ours). */
+  static async start(tls: { certFile: string; keyFile: string }): Promise<PouchPeer> {
+    const work = mkdtempSync(join(tmpdir(), 'soledad-bench-pouch-'));
+    try {
+      const server = await spawnPeer(join(import.meta.dirname, 'peers', 'pouch-server.ts'), [join(work, 'server'), tls.certFile, tls.keyFile]);
+      return new PouchPeer(work, server, readFileSync(tls.certFile));
+    } catch (err) {
+      rmSync(work, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  private local(name: string): PouchDb {
+    const db = new PouchDB(join(this.work, name));
+    this.open.push(db);
     return db;
-  };
-  try {
-    server = await spawnPeer(join(import.meta.dirname, 'peers', 'pouch-server.ts'), [join(work, 'server'), tls.certFile, tls.keyFile]);
-    const srv = server;
-    let round = 0;
-    const oneRound = async (texts: readonly string[], noop: boolean): Promise<PouchResult> => {
-      round += 1;
-      const remote = new PouchDB(`https://127.0.0.1:${srv.port}/bench-${round}`, { fetch });
-      open.push(remote);
-      const a = local(`a-${round}`);
-      await a.bulkDocs(texts.map((body, i) => ({ _id: `D-${String(i).padStart(6, '0')}`, body })));
-      const up = await srv.watch.during(() => measure(async () => (await a.replicate.to(remote)).docs_written));
-      const b = local(`b-${round}`);
-      const down = await srv.watch.during(() => measure(async () => (await b.replicate.from(remote)).docs_written));
-      if ((await b.info()).doc_count !== texts.length) throw new Error('PouchDB download incomplete');
-      const result: PouchResult = {
-        upload: up.value,
-        download: down.value,
-        uploadServer: { cpuMs: up.cpuMs, rssPeak: up.rssPeak },
-        downloadServer: { cpuMs: down.cpuMs, rssPeak: down.rssPeak },
-      };
-      if (noop) {
-        const before = requests;
-        const n = await srv.watch.during(() => measure(async () => (await b.replicate.from(remote)).docs_written));
-        result.noop = { ...n.value, requests: requests - before, serverCpuMs: n.cpuMs };
-      }
-      return result;
+  }
+
+  /** One round on a new server database; `noop` adds the no-op replication. */
+  async round(texts: readonly string[], noop: boolean): Promise<PouchResult> {
+    this.rounds += 1;
+    const n = this.rounds;
+    const srv = this.server;
+    const remote = new PouchDB(`https://127.0.0.1:${srv.port}/bench-${n}`, { fetch: this.fetch });
+    this.open.push(remote);
+    const a = this.local(`a-${n}`);
+    await a.bulkDocs(texts.map((body, i) => ({ _id: `D-${String(i).padStart(6, '0')}`, body })));
+    const up = await srv.watch.during(() => measure(async () => (await a.replicate.to(remote)).docs_written));
+    const b = this.local(`b-${n}`);
+    const down = await srv.watch.during(() => measure(async () => (await b.replicate.from(remote)).docs_written));
+    if ((await b.info()).doc_count !== texts.length) throw new Error('PouchDB download incomplete');
+    const result: PouchResult = {
+      upload: up.value,
+      download: down.value,
+      uploadServer: { cpuMs: up.cpuMs, rssPeak: up.rssPeak },
+      downloadServer: { cpuMs: down.cpuMs, rssPeak: down.rssPeak },
     };
-    const rounds = await roundsAfterWarmUp(oneRound, { ...opts, bodies });
-    const up = medianBy(rounds, (r) => r.upload.ms);
-    const down = medianBy(rounds, (r) => r.download.ms);
-    return {
-      upload: up.upload, uploadServer: up.uploadServer, download: down.download, downloadServer: down.downloadServer,
-      ...(rounds[0]!.noop === undefined ? {} : { noop: rounds[0]!.noop }),
-    };
-  } finally {
-    for (const db of open) await db.close().catch(() => undefined);
-    agent.destroy();
-    await server?.stop();
-    rmSync(work, { recursive: true, force: true });
+    if (noop) {
+      const before = this.requests;
+      const again = await srv.watch.during(() => measure(async () => (await b.replicate.from(remote)).docs_written));
+      result.noop = { ...again.value, requests: this.requests - before, serverCpuMs: again.cpuMs };
+    }
+    return result;
+  }
+
+  async stop(): Promise<void> {
+    for (const db of this.open) await db.close().catch(() => undefined);
+    this.agent.destroy();
+    await this.server.stop();
+    rmSync(this.work, { recursive: true, force: true });
   }
 }

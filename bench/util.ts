@@ -106,6 +106,26 @@ export class ProcWatch {
   }
 }
 
+/**
+ * Wait until none of the `processes` has used CPU for `quietMs` (their background work of a previous round, such
+ * as a checkpoint or a compaction, done), or `maxMs` passed; returns the ms waited. Used between interleaved
+ * rounds so no side is timed while another side's leftovers still run.
+ *
+ * @example
+ * await settle([ours.watch, pouch.watch]);
+ */
+export async function settle(processes: readonly ProcWatch[], quietMs = 100, maxMs = 3000): Promise<number> {
+  const t0 = performance.now();
+  let last = processes.map((p) => p.cpuMs());
+  while (performance.now() - t0 < maxMs) {
+    await new Promise((resolve) => setTimeout(resolve, quietMs));
+    const now = processes.map((p) => p.cpuMs());
+    if (now.every((cpu, i) => cpu === last[i])) break;
+    last = now;
+  }
+  return performance.now() - t0;
+}
+
 /** The `q`-quantile (0..1) of `values`, nearest-rank. */
 export function quantile(values: readonly number[], q: number): number {
   if (values.length === 0) return Number.NaN;
