@@ -115,8 +115,11 @@ export interface HttpResponse {
   status: number;
   /** Response headers (lowercase names). */
   headers: Record<string, string | string[] | undefined>;
-  /** The body as a byte stream. Iteration errors are raw transport errors: wrap them with {@link mapTransportError}. */
-  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown };
+  /**
+   * The body as a byte stream. Iteration errors are raw transport errors: wrap them with {@link mapTransportError}.
+   * `readableLength`: bytes received and not read yet (0: the next read waits for the network).
+   */
+  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown; readonly readableLength: number };
   /** Read the whole body as UTF-8 text. */
   text(): Promise<string>;
   /** Read and parse the whole body as JSON. */

@@ -194,6 +194,13 @@ const APPLY_MAX_DOCS = 1000;
 const APPLY_MAX_BYTES = 4 * 1024 * 1024;
 
 /**
+ * Pending documents of at least this many content bytes are applied as soon as the connection has nothing more
+ * buffered, instead of waiting for a full batch: the time the client would spend waiting for the server's next
+ * bytes goes into verifying and writing what has arrived. Not in bulk-write mode, where every commit also syncs.
+ */
+const IDLE_APPLY_MIN_BYTES = 512 * 1024;
+
+/**
  * Default size from which a download is applied in bulk-write mode (`LocalDatabase.enterBulkWrite`): the local WAL
  * is checkpointed every 16 MiB, and from there on each page is encrypted three times; below it the WAL writes each
  * page once during the sync, and the syncs of a rollback journal would cost more. Estimated from the announced
@@ -613,6 +620,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
         if (next.done === true) break;
         progress.bytesReceived += next.value.length;
         handle(parser.push(next.value));
+        if (bulk !== true && pendingBytes >= IDLE_APPLY_MIN_BYTES && res.body.readableLength === 0) apply();
       }
       handle(parser.end());
       apply(true);

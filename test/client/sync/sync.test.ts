@@ -491,6 +491,35 @@ describe('sync: interruptions', () => {
     }
   });
 
+  it('a download that stalls applies what has arrived while it waits, before a full batch is in', async () => {
+    const user = await makeUser(server);
+    const proxy = await startNetProxy(server.port);
+    const a = makeReplica(server, user);
+    const b = makeReplica(server, user, { url: proxy.url });
+    try {
+      // About 1.1 MB on the wire, far below a full apply batch (4 MiB or 1000 documents).
+      for (let i = 0; i < 40; i++) a.db.createDoc({ i, pad: filler(20_000) });
+      await a.sync.sync();
+      proxy.stallAfter('down', 800_000);
+      const syncing = b.sync.sync();
+      const rejected = assert.rejects(syncing, ConnectionError);
+      const deadline = Date.now() + 10_000;
+      while (b.db.getGeneration() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const applied = b.db.getGeneration();
+      assert.ok(applied >= 15 && applied < 40, `documents applied during the stall: ${applied}`);
+      await proxy.close();
+      await rejected;
+      // The documents completed before the stall stay applied (with any that were still pending), none half-applied.
+      const kept = b.db.getGeneration();
+      assert.ok(kept >= applied && kept < 40, `documents kept after the connection died: ${kept}`);
+      for (const d of b.db.getAllDocs().docs) assert.equal(d.content?.['pad'], filler(20_000));
+    } finally {
+      await a.close();
+      await b.close();
+      await proxy.close().catch(() => undefined);
+    }
+  });
+
   it('the server killed mid-upload, and again before the download, then restarted: nothing lost or duplicated', async () => {
     const user = await makeUser(server);
     const a = makeReplica(server, user, { sync: { maxBatchDocs: 10 } });
