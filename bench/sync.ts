@@ -47,6 +47,7 @@ export function initialSyncScenario(count: number): SyncScenario {
     sizes: Array(count).fill(5 * 1024),
     downloadLabel: `initial sync of a fresh device, ${count} × 5 KB`,
     noop: true,
+    repeat: 3,
   };
 }
 

@@ -1,4 +1,5 @@
 /** Measuring helpers shared by the bench scenarios: payloads, wall and CPU time, memory of this and other processes. */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 
@@ -107,8 +108,9 @@ export class ProcWatch {
 }
 
 /**
- * Wait until none of the `processes` has used CPU for `quietMs` (their background work of a previous round, such
- * as a checkpoint or a compaction, done), or `maxMs` passed; returns the ms waited. Used between interleaved
+ * Flush the machine's dirty pages to disk, then wait until none of the `processes` has used CPU for `quietMs` (their
+ * background work of a previous round, such as a checkpoint or a compaction, done), or `maxMs` passed; returns the
+ * ms waited. Used between interleaved
  * rounds so no side is timed while another side's leftovers still run.
  *
  * @example
@@ -116,6 +118,12 @@ export class ProcWatch {
  */
 export async function settle(processes: readonly ProcWatch[], quietMs = 100, maxMs = 3000): Promise<number> {
   const t0 = performance.now();
+  // The previous part's dirty pages, written back now rather than under the next part's fsyncs.
+  try {
+    execFileSync('sync');
+  } catch {
+    // No sync(1): the kernel writes them back on its own schedule.
+  }
   let last = processes.map((p) => p.cpuMs());
   while (performance.now() - t0 < maxMs) {
     await new Promise((resolve) => setTimeout(resolve, quietMs));
