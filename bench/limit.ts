@@ -5,6 +5,7 @@
  * printed as a multiple of their sum.
  */
 import { createCipheriv, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,7 +79,8 @@ export class PhysicalLimit {
     socket.write(head);
     for (let sent = 0; sent < total; sent += block.length) {
       const part = block.subarray(0, Math.min(block.length, total - sent));
-      if (!socket.write(part)) await new Promise<void>((resolve) => socket.once('drain', resolve));
+      // The sink may answer and close as soon as the last bytes arrive, before 'drain' is emitted: either will do.
+      if (!socket.write(part)) await Promise.race([once(socket, 'drain'), acked]);
     }
     await acked;
     const elapsed = performance.now() - t0;

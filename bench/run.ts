@@ -51,23 +51,30 @@ const t0 = performance.now();
 const results: ScenarioResult[] = [];
 const tlsDir = mkdtempSync(join(tmpdir(), 'soledad-bench-cert-'));
 let limit: PhysicalLimit | null = null;
+/** Run one part if it was asked for, saying on stderr what runs and how long it took (a full run takes minutes). */
+async function part(name: string, run: () => Promise<ScenarioResult[]>): Promise<void> {
+  if (!wanted(name)) return;
+  const started = performance.now();
+  console.error(`bench: ${name}…`);
+  results.push(...(await run()));
+  console.error(`bench: ${name} done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+}
+
 try {
   const tls = await certificate(tlsDir);
   if (wanted('sync') || wanted('initial')) limit = await PhysicalLimit.start(tls.certFile, tls.keyFile);
-  if (wanted('local')) {
-    results.push(...(await runLocalDbScenarios(quick ? 100 : 1000, 10 * 1024)));
-    results.push(await runLocalApplyScenario(quick ? 1000 : 10_000, 5 * 1024));
-  }
-  if (wanted('sync')) results.push(...(await runSyncScenarios(seedScenarios(quick ? 0.1 : 1), limit, tls)));
-  if (wanted('initial')) results.push(...(await runSyncScenarios([initialSyncScenario(quick ? 1000 : 10_000)], limit, tls)));
-  if (wanted('blobs')) results.push(...(await runBlobScenarios(quick)));
-  if (wanted('incoming')) results.push(...(await runIncomingScenarios(quick)));
-  if (wanted('backends')) results.push(...(await runBackendScenarios(quick, tls)));
-  if (wanted('scale')) {
-    results.push(await runScaleScenario(quick
-      ? { clients: 100, docs: 10, size: 10 * 1024, processes: 4 }
-      : { clients: 100, docs: 100, size: 10 * 1024, processes: 4 }));
-  }
+  await part('local', async () => [
+    ...(await runLocalDbScenarios(quick ? 100 : 1000, 10 * 1024)),
+    await runLocalApplyScenario(quick ? 1000 : 10_000, 5 * 1024),
+  ]);
+  await part('sync', () => runSyncScenarios(seedScenarios(quick ? 0.1 : 1), limit, tls));
+  await part('initial', () => runSyncScenarios([initialSyncScenario(quick ? 1000 : 10_000)], limit, tls));
+  await part('blobs', () => runBlobScenarios(quick));
+  await part('incoming', () => runIncomingScenarios(quick));
+  await part('backends', () => runBackendScenarios(quick, tls));
+  await part('scale', async () => [await runScaleScenario(quick
+    ? { clients: 100, docs: 10, size: 10 * 1024, processes: 4 }
+    : { clients: 100, docs: 100, size: 10 * 1024, processes: 4 })]);
 } finally {
   await limit?.stop();
   rmSync(tlsDir, { recursive: true, force: true });
