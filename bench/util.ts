@@ -110,8 +110,7 @@ export class ProcWatch {
 /**
  * Flush the machine's dirty pages to disk, then wait until none of the `processes` has used CPU for `quietMs` (their
  * background work of a previous round, such as a checkpoint or a compaction, done), or `maxMs` passed; returns the
- * ms waited. Used between interleaved
- * rounds so no side is timed while another side's leftovers still run.
+ * ms waited. Used between interleaved rounds so no side is timed while another side's leftovers still run.
  *
  * @example
  * await settle([ours.watch, pouch.watch]);
