@@ -184,8 +184,9 @@ interface Round {
  * Run the scenarios: ours, PouchDB's and the physical limit of each, interleaved round by round. The machine's
  * speed drifts by tens of percent within minutes on a shared VM; measuring the limit right before our round and
  * PouchDB's right after it, and taking the median of the per-round ratios, compares each round with what the
- * machine could do at that moment. Before each part both servers are let go quiet ({@link settle}), so no side is
- * timed while the other's background work (a WAL checkpoint, a LevelDB compaction) still runs.
+ * machine could do at that moment. Before each part the machine's dirty pages are written back and both servers are
+ * left to go quiet ({@link settle}), so no side is timed while another's leftovers (a WAL checkpoint, a LevelDB
+ * compaction) still run.
  *
  * @example
  * results.push(...(await runSyncScenarios(seedScenarios(1), limit, { certFile, keyFile })));
