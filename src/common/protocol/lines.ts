@@ -39,7 +39,10 @@ export class LineSplitter {
     this.opts = opts;
   }
 
-  /** Feed a chunk; returns the lines it completed, terminators removed. */
+  /**
+   * Feed a chunk; returns the lines it completed, terminators removed. The chunk must not be modified afterwards:
+   * lines and the pending partial line are views of it.
+   */
   push(chunk: Uint8Array): Buffer[] {
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const lines: Buffer[] = [];
@@ -68,8 +71,9 @@ export class LineSplitter {
       if (this.size + rest.length > this.opts.maxLineBytes + 1) {
         throw this.opts.tooLong(this.opts.maxLineBytes);
       }
-      // Copy: the caller may reuse its chunk buffer.
-      this.parts.push(Buffer.from(rest));
+      // Kept by reference, like the lines returned (views of the chunks): a stream never reuses a chunk it has
+      // handed on. Copying here cost more than the whole parse of a large line's bytes.
+      this.parts.push(rest);
       this.size += rest.length;
     }
     return lines;
