@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +73,24 @@ describe('WalCheckpointer', () => {
       assert.equal(existsSync(join(dir, 'users', `${other}.db`)), false);
       const got: string[] = [];
       for await (const d of backend.documents.getDocs(dbName, ['D-299'])) got.push(d.rev);
+      assert.deepEqual(got, ['r:1']);
+    } finally {
+      await backend.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a new user database leaves nothing of its construction (file, WAL, shared memory) beside it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'soledad-ckpt-'));
+    const backend = await openSqliteBackend({ dataDir: dir });
+    try {
+      const dbName = `user-${randomBytes(16).toString('hex')}`;
+      const { created } = await backend.documents.ensureDatabase(dbName);
+      assert.equal(created, true);
+      assert.deepEqual(readdirSync(join(dir, 'users')).filter((f) => f.includes('.creating-')), []);
+      await backend.documents.putDocsIfNewer(dbName, 'r', [{ id: 'D-1', rev: 'r:1', content: '{"raw": "x"}', gen: 1, transId: 'T-1' }]);
+      const got: string[] = [];
+      for await (const d of backend.documents.getDocs(dbName, ['D-1'])) got.push(d.rev);
       assert.deepEqual(got, ['r:1']);
     } finally {
       await backend.close();
