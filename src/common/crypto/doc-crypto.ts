@@ -126,9 +126,13 @@ export function encryptDocContent(remoteSecret: Buffer | DocKeys, docId: string,
   const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_LENGTH });
   key.fill(0);
   cipher.setAAD(preamble);
-  const ct = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+  // Base64 of a head whose length is a multiple of 3, followed by base64 of the rest, is the base64 of the whole:
+  // the ciphertext is never copied into one buffer.
+  const aligned = plaintext.length - (plaintext.length % 3);
+  const head = cipher.update(plaintext.subarray(0, aligned));
+  const tail = Buffer.concat([cipher.update(plaintext.subarray(aligned)), cipher.final(), cipher.getAuthTag()]);
   plaintext.fill(0);
-  return `${RAW_PREFIX}${b64uEncode(preamble)} ${b64uEncode(ct)}"}`;
+  return `${RAW_PREFIX}${b64uEncode(preamble)} ${b64uEncode(head)}${b64uEncode(tail)}"}`;
 }
 
 /** Whether `content` is a current-scheme symmetric document (the real client's own test). */
