@@ -71,6 +71,8 @@ token.command('add')
 token.command('revoke')
   .description('revoke a token, given the token or its sha512 hex (as printed by "token list")')
   .argument('<token-or-hash>')
+  // A token made elsewhere may begin with "-": take it as the argument, not as an unknown option.
+  .allowUnknownOption()
   .action(async (tokenOrHash: string) => {
     const removed = await withBackend((b) => b.tokens.revoke(tokenOrHash));
     if (!removed) {

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { encodeTokenAuthorization } from '../../src/common/protocol/auth.js';
 import { buildUsersApp } from '../../src/server/app.js';
+import { generateToken } from '../../src/server/backends/common.js';
 import { openSqliteBackend } from '../../src/server/backends/sqlite/index.js';
 import { SERVER_VERSION } from '../../src/server/version.js';
 
@@ -94,6 +95,17 @@ describe('soledad-server CLI', () => {
       await app.close();
       await backend.close();
     }
+  });
+
+  it('token revoke takes a token beginning with "-" as the token, not as an unknown option', async () => {
+    const r = await run(SERVER_CLI, ['token', 'revoke', `-${'A'.repeat(42)}`], env);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /no such token/);
+  });
+
+  it('new tokens never begin with "-"', () => {
+    // A random base64url token begins with "-" one time in 64: 5000 draws would show it.
+    for (let i = 0; i < 5000; i++) assert.ok(!generateToken().startsWith('-'));
   });
 
   it('token add refuses bad arguments with exit 2', async () => {

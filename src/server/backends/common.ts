@@ -133,9 +133,15 @@ export function isTokenHash(s: string): boolean {
   return SHA512_HEX_RE.test(s);
 }
 
-/** A new random token: 32 bytes, URL-safe base64 (no `:`, so it survives the `uuid:token` header). */
+/**
+ * A new random token: 32 bytes, URL-safe base64 (no `:`, so it survives the `uuid:token` header). Never begins
+ * with `-`, so it can be passed to a command line without being taken for an option.
+ */
 export function generateToken(): string {
-  return randomBytes(32).toString('base64url');
+  for (;;) {
+    const token = randomBytes(32).toString('base64url');
+    if (!token.startsWith('-')) return token;
+  }
 }
 
 /**
