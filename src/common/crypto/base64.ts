@@ -54,18 +54,46 @@ export function b64Decode(text: unknown, errorClass: DecodeErrorClass): Buffer {
 
 /** Decode URL-safe base64 with padding (B64U), ignoring line breaks. Throws `errorClass` on anything else. */
 export function b64uDecode(text: unknown, errorClass: DecodeErrorClass): Buffer {
+  const clean = b64uClean(text, errorClass);
+  const out = Buffer.from(clean, 'base64url');
+  if (out.length !== b64uLength(clean)) throw new errorClass('Invalid url-safe base64 encoding');
+  return out;
+}
+
+/**
+ * {@link b64uDecode} into the start of a reusable buffer instead of a new one, for callers that decode many values
+ * and keep none (a download's ciphertexts): returns the view of `scratch` holding the bytes, or of a larger
+ * buffer when `scratch` is too small (keep that one for the next call). Same checks, same errors.
+ *
+ * @example
+ * let scratch = Buffer.allocUnsafeSlow(64 * 1024);
+ * const bytes = b64uDecodeInto(text, scratch, InvalidPreambleError);
+ * if (bytes.buffer !== scratch.buffer) scratch = Buffer.from(bytes.buffer);
+ */
+export function b64uDecodeInto(text: unknown, scratch: Buffer, errorClass: DecodeErrorClass): Buffer {
+  const clean = b64uClean(text, errorClass);
+  const length = b64uLength(clean);
+  const target = scratch.length >= length ? scratch : Buffer.allocUnsafeSlow(length);
+  if (target.write(clean, 0, length, 'base64url') !== length) throw new errorClass('Invalid url-safe base64 encoding');
+  return target.subarray(0, length);
+}
+
+function b64uClean(text: unknown, errorClass: DecodeErrorClass): string {
   if (typeof text !== 'string') throw new errorClass('Invalid base64 value');
   // The common case has no line break: skip the copy (a document's ciphertext is decoded on every sync).
   const clean = text.indexOf('\n') === -1 && text.indexOf('\r') === -1 ? text : text.replace(NEWLINES_RE, '');
-  if (clean.length % 4 !== 0) throw new errorClass('Invalid url-safe base64 encoding');
   // The same verdict as matching /^[A-Za-z0-9_-]*={0,2}$/, at a fraction of its cost over a document's
   // ciphertext: Node's decoder skips every character outside both base64 alphabets and stops at a misplaced "=",
-  // so any such character leaves the output shorter than the length the text implies; two scans refuse the
-  // standard alphabet's + and /.
-  const out = Buffer.from(clean, 'base64url');
-  const pad = clean.endsWith('==') ? 2 : clean.endsWith('=') ? 1 : 0;
-  if (out.length !== (clean.length / 4) * 3 - pad || clean.indexOf('+') !== -1 || clean.indexOf('/') !== -1) {
+  // so any such character leaves the output shorter than the length the text implies (checked by the callers);
+  // two scans refuse the standard alphabet's + and /.
+  if (clean.length % 4 !== 0 || clean.indexOf('+') !== -1 || clean.indexOf('/') !== -1) {
     throw new errorClass('Invalid url-safe base64 encoding');
   }
-  return out;
+  return clean;
+}
+
+/** The byte length a well-formed B64U text decodes to. */
+function b64uLength(clean: string): number {
+  const pad = clean.endsWith('==') ? 2 : clean.endsWith('=') ? 1 : 0;
+  return (clean.length / 4) * 3 - pad;
 }

@@ -10,7 +10,7 @@ import {
   SoledadError,
   TamperedDocumentError,
 } from '../errors.js';
-import { b64Decode, b64nEncode, b64uDecode, b64uEncode } from './base64.js';
+import { b64Decode, b64nEncode, b64uDecode, b64uDecodeInto, b64uEncode } from './base64.js';
 import {
   EncMethod,
   EncScheme,
@@ -184,6 +184,14 @@ function parseRaw(content: string): string {
 }
 
 /**
+ * Where ciphertexts are decoded before decryption, reused: a new buffer per document was one of the costs of a
+ * download that grew with its number of documents. It grows to the largest ciphertext seen up to 1 MiB (a larger
+ * one gets a buffer of its own, not kept). It only ever holds ciphertext.
+ */
+let ciphertextScratch: Buffer = Buffer.allocUnsafeSlow(64 * 1024);
+const CIPHERTEXT_SCRATCH_MAX = 1024 * 1024;
+
+/**
  * Decrypt content produced by {@link encryptDocContent} (or by real Soledad 0.9.2+), checking in order: magic,
  * scheme (else {@link EncryptionSchemeNotImplementedError}), method, rev and doc id (else
  * {@link TamperedDocumentError}), GCM tag (else {@link MacMismatchError}). Malformed input throws
@@ -200,7 +208,8 @@ export function decryptDocContent(remoteSecret: Buffer | DocKeys, docId: string,
     const preambleRaw = b64uDecode(raw.slice(0, sep), InvalidPreambleError);
     const preamble = decodePreamble(preambleRaw);
     checkPreamble(preamble, docId, rev);
-    const body = b64uDecode(raw.slice(sep + 1), InvalidPreambleError);
+    const body = b64uDecodeInto(raw.slice(sep + 1), ciphertextScratch, InvalidPreambleError);
+    if (body.length > ciphertextScratch.length && body.length <= CIPHERTEXT_SCRATCH_MAX) ciphertextScratch = body;
     if (body.length < TAG_LENGTH) throw new InvalidPreambleError('Ciphertext shorter than its tag');
     const key = docKey(remoteSecret, docId);
     const decipher = createDecipheriv('aes-256-gcm', key, preamble.iv, { authTagLength: TAG_LENGTH });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { b64Decode, b64Encode, b64nEncode, b64uDecode, b64uEncode } from '../../../src/common/crypto/base64.js';
+import { b64Decode, b64Encode, b64nEncode, b64uDecode, b64uDecodeInto, b64uEncode } from '../../../src/common/crypto/base64.js';
 import { InvalidPreambleError, SecretsFileCorruptedError } from '../../../src/common/errors.js';
 
 const bytes = Buffer.from([0xfb, 0xff, 0xfe, 0x00, 0x3e, 0x3f, 0x41]);
@@ -30,6 +31,19 @@ test('decoders round-trip and ignore newlines', () => {
   assert.deepEqual(b64uDecode(b64uEncode(Buffer.alloc(0)), InvalidPreambleError), Buffer.alloc(0));
 });
 
+test('b64uDecodeInto decodes into the buffer it is given, or a larger one when that is too small', () => {
+  const scratch = Buffer.alloc(16);
+  const into = b64uDecodeInto('-__-AD4_QQ==\n', scratch, InvalidPreambleError);
+  assert.deepEqual(into, bytes);
+  assert.equal(into.buffer, scratch.buffer);
+  const big = randomBytes(100);
+  const grown = b64uDecodeInto(b64uEncode(big), scratch, InvalidPreambleError);
+  assert.deepEqual(grown, big);
+  assert.notEqual(grown.buffer, scratch.buffer);
+  assert.equal(b64uDecodeInto('', scratch, InvalidPreambleError).length, 0);
+  assert.throws(() => b64uDecodeInto(42, scratch, InvalidPreambleError), InvalidPreambleError);
+});
+
 test('decoders throw the given class on bad input', () => {
   assert.throws(() => b64Decode('abc', SecretsFileCorruptedError), SecretsFileCorruptedError);
   assert.throws(() => b64Decode('ab!d', SecretsFileCorruptedError), SecretsFileCorruptedError);
@@ -42,6 +56,7 @@ test('decoders throw the given class on bad input', () => {
 
 test('b64uDecode accepts exactly the strings Python urlsafe_b64decode(validate) would: /^[A-Za-z0-9_-]*={0,2}$/, length % 4 = 0', () => {
   const shape = /^[A-Za-z0-9_-]*={0,2}$/;
+  const scratch = Buffer.alloc(64);
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
   const odd = ['=', '+', '/', ' ', '\t', '.', '%', '*', '\u0000', 'é', '\u00ff', '\u0100', '\u2028', '\uffff'];
   let seed = 12345;
@@ -54,16 +69,23 @@ test('b64uDecode accepts exactly the strings Python urlsafe_b64decode(validate) 
     let text = '';
     for (let j = 0; j < length; j++) text += random(7) === 0 ? odd[random(odd.length)]! : alphabet[random(64)]!;
     const valid = shape.test(text);
-    let accepted = true;
-    try {
-      assert.deepEqual(b64uDecode(text, InvalidPreambleError), Buffer.from(text, 'base64url'));
-    } catch (err) {
-      assert.ok(err instanceof InvalidPreambleError);
-      accepted = false;
+    // The decoder into a reusable buffer gives the same verdicts and bytes, whatever the buffer held before.
+    for (const decode of [
+      (t: string) => b64uDecode(t, InvalidPreambleError),
+      (t: string) => b64uDecodeInto(t, scratch.fill(0xa5), InvalidPreambleError),
+    ]) {
+      let accepted = true;
+      try {
+        assert.deepEqual(decode(text), Buffer.from(text, 'base64url'));
+      } catch (err) {
+        assert.ok(err instanceof InvalidPreambleError);
+        accepted = false;
+      }
+      assert.equal(accepted, valid, JSON.stringify(text));
     }
-    assert.equal(accepted, valid, JSON.stringify(text));
   }
   for (const c of odd) {
     assert.throws(() => b64uDecode(`${'A'.repeat(4000)}${c}AAA`, InvalidPreambleError), InvalidPreambleError, JSON.stringify(c));
+    assert.throws(() => b64uDecodeInto(`${'A'.repeat(4000)}${c}AAA`, scratch, InvalidPreambleError), InvalidPreambleError, JSON.stringify(c));
   }
 });
