@@ -941,15 +941,14 @@ export class LocalDatabase {
    * whole batch back. What sync uses to apply a download: per-document savepoints, sync-log writes and index-cache
    * checks were most of the statements a downloaded document cost.
    *
+   * `items` may be lazy (a generator): each is taken, applied and let go before the next is asked for, so a caller
+   * that produces them one by one (a download verifying what it received) never holds the whole batch in plaintext.
+   *
    * @example
    * const { states } = db.putDocsIfNewer(received.map(({ doc, json, gen, transId }) =>
    *   ({ doc, json, replicaGen: gen, replicaTransId: transId })), { saveConflict: true, replicaUid });
    */
-  putDocsIfNewer(items: readonly IncomingVersion[], opts: PutDocsIfNewerOptions): PutDocsIfNewerResult {
-    const checked = items.map((item) => {
-      checkGeneration(item.replicaGen);
-      return { ...checkIncoming(item.doc, item.json), gen: item.replicaGen, transId: item.replicaTransId };
-    });
+  putDocsIfNewer(items: Iterable<IncomingVersion>, opts: PutDocsIfNewerOptions): PutDocsIfNewerResult {
     const { replicaUid, saveConflict } = opts;
     return this.write(() => {
       this.refreshIndexCache();
@@ -957,14 +956,16 @@ export class LocalDatabase {
       // Conflicts only arise in this batch once one is stored: until then the per-document lookup is skipped.
       let noConflicts = this.s.anyConflict.get() === undefined;
       const states: PutDocState[] = [];
-      for (const { incoming, incomingRev, json, gen, transId } of checked) {
-        validateSource(known, gen, transId);
+      for (const item of items) {
+        checkGeneration(item.replicaGen);
+        const { incoming, incomingRev, json } = checkIncoming(item.doc, item.json);
+        validateSource(known, item.replicaGen, item.replicaTransId);
         const state = this.applyIfNewer(incoming, incomingRev, json, saveConflict, noConflicts);
         if (state === 'conflicted' && saveConflict) noConflicts = false;
         states.push(state);
-        known = { generation: gen, transactionId: transId };
+        known = { generation: item.replicaGen, transactionId: item.replicaTransId };
       }
-      if (checked.length > 0) this.s.setSyncLog.run(replicaUid, known.generation, known.transactionId);
+      if (states.length > 0) this.s.setSyncLog.run(replicaUid, known.generation, known.transactionId);
       return { states, generation: this.currentGeneration() };
     });
   }

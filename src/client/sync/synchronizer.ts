@@ -191,6 +191,9 @@ interface Planned {
  * interrupted download resumes after the last commit. Memory holds one batch of ciphertext.
  */
 const APPLY_MAX_DOCS = 1000;
+
+/** Takes the place of an applied document in its batch, so that its ciphertext can be collected at once. */
+const RELEASED_ENTRY: SyncGetEntry = { id: '', rev: '', gen: 0, trans_id: '', content: null };
 const APPLY_MAX_BYTES = 4 * 1024 * 1024;
 
 /**
@@ -556,23 +559,32 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
         bulk = this.db.enterBulkWrite();
       }
       const refusal: { error?: unknown } = {};
+      const { remoteSecret, allowExternal } = this;
       const states = this.db.transaction(() => {
         const locals = this.db.getRevsAndSyncable(batch.map((e) => e.id));
-        const verified: IncomingVersion[] = [];
-        for (const entry of batch) {
-          try {
-            const local = locals.get(entry.id);
-            assertNotRollback(local?.rev ?? null, entry, sent);
-            const { doc, json } = decodeIncoming(this.remoteSecret, entry, { allowExternal: this.allowExternal, docKeys: keys });
-            // A document this device keeps private stays private when another device updates it.
-            if (local !== undefined) doc.syncable = local.syncable;
-            verified.push({ doc, replicaGen: entry.gen, replicaTransId: entry.trans_id, ...(json === null ? {} : { json }) });
-          } catch (error) {
-            refusal.error = error;
-            break;
+        // Verified one at a time as they are applied, and let go of: a batch's ciphertexts and plaintexts alive
+        // together until the end of it were what the garbage collector copied most during a large download.
+        function* verified(): Generator<IncomingVersion> {
+          for (let i = 0; i < batch.length; i++) {
+            const entry = batch[i]!;
+            let version: IncomingVersion;
+            try {
+              const local = locals.get(entry.id);
+              assertNotRollback(local?.rev ?? null, entry, sent);
+              const { doc, json } = decodeIncoming(remoteSecret, entry, { allowExternal, docKeys: keys });
+              // A document this device keeps private stays private when another device updates it.
+              if (local !== undefined) doc.syncable = local.syncable;
+              version = { doc, replicaGen: entry.gen, replicaTransId: entry.trans_id, ...(json === null ? {} : { json }) };
+            } catch (error) {
+              // The ones before it are applied; it and the rest are not.
+              refusal.error = error;
+              return;
+            }
+            batch[i] = RELEASED_ENTRY;
+            yield version;
           }
         }
-        return this.db.putDocsIfNewer(verified, { saveConflict: true, replicaUid: uid }).states;
+        return this.db.putDocsIfNewer(verified(), { saveConflict: true, replicaUid: uid }).states;
       });
       for (const state of states) {
         if (state === 'inserted') counts.inserted += 1;

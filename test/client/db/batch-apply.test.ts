@@ -100,6 +100,40 @@ for (const withConflict of [true, false]) {
   });
 }
 
+describe('putDocsIfNewer over a lazy source', () => {
+  let t: TestDb;
+  beforeEach(() => { t = openTestDb(); });
+  afterEach(() => t.cleanup());
+
+  it('takes each document only after the one before it is stored', () => {
+    const seen: Array<string | undefined> = [];
+    const db = t.db;
+    function* source(): Generator<IncomingVersion> {
+      for (let i = 0; i < 5; i++) {
+        // Inside the batch's transaction, on its connection: the previous document is already written.
+        seen.push(i === 0 ? 'first' : db.getDoc(`lazy-${i - 1}`)?.rev ?? undefined);
+        yield { doc: makeDocument(`lazy-${i}`, 'other:1', { i }), json: JSON.stringify({ i }), replicaGen: i + 1, replicaTransId: `T-${i + 1}` };
+      }
+    }
+    const { states } = db.putDocsIfNewer(source(), { saveConflict: true, replicaUid: 'r' });
+    assert.deepEqual(states, Array(5).fill('inserted'));
+    assert.deepEqual(seen, ['first', 'other:1', 'other:1', 'other:1', 'other:1']);
+    assert.deepEqual(db.getReplicaGenAndTransId('r'), { generation: 5, transactionId: 'T-5' });
+  });
+
+  it('rolls back what it stored when the source throws', () => {
+    const before = t.db.getAllDocs(true);
+    function* source(): Generator<IncomingVersion> {
+      yield { doc: makeDocument('kept', 'other:1', { a: 1 }), replicaGen: 1, replicaTransId: 'T-1' };
+      throw new Error('source failed');
+    }
+    assert.throws(() => t.db.putDocsIfNewer(source(), { saveConflict: true, replicaUid: 'r' }), /source failed/);
+    assert.deepEqual(t.db.getAllDocs(true), before);
+    assert.equal(t.db.getDoc('kept'), null);
+    assert.deepEqual(t.db.getReplicaGenAndTransId('r'), { generation: 0, transactionId: '' });
+  });
+});
+
 describe('bulk-write mode', () => {
   let t: TestDb;
   beforeEach(() => { t = openTestDb(); });
