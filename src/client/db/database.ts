@@ -621,18 +621,20 @@ export class LocalDatabase {
   }
 
   /**
-   * Revision, stored JSON text and syncable flag of several documents, tombstones included, in the order asked
-   * (unknown ids skipped): what sync encrypts, without parsing the content only to serialize it again.
+   * Revision, stored JSON as UTF-8 bytes and syncable flag of several documents, tombstones included, in the order
+   * asked (unknown ids skipped): what sync encrypts, without parsing the content only to serialize it again. Bytes,
+   * not text: a batch waiting to be sent then lies outside the JavaScript heap (the garbage collector does not copy
+   * it around), and the caller can zero it once it is sent.
    *
    * @example
    * for (const { docId, rev, json } of db.getStoredForSync(ids)) send(docId, rev, json);
    */
-  getStoredForSync(docIds: readonly string[]): Array<{ docId: string; rev: string; json: string | null; syncable: boolean }> {
+  getStoredForSync(docIds: readonly string[]): Array<{ docId: string; rev: string; json: Buffer | null; syncable: boolean }> {
     return this.read(() => {
-      const out: Array<{ docId: string; rev: string; json: string | null; syncable: boolean }> = [];
+      const out: Array<{ docId: string; rev: string; json: Buffer | null; syncable: boolean }> = [];
       for (const docId of docIds) {
-        const stored = this.readDoc(docId, false);
-        if (stored !== undefined) out.push({ docId, rev: stored.rev, json: stored.content, syncable: stored.syncable });
+        const row = this.s.getDocBytes.get(docId) as { doc_rev: string; content: Buffer | null; syncable: unknown } | undefined;
+        if (row !== undefined) out.push({ docId, rev: row.doc_rev, json: row.content, syncable: storedBool(row.syncable) });
       }
       return out;
     });
@@ -1267,6 +1269,7 @@ function prepareStatements(db: Database.Database) {
   return {
     dataVersion: db.prepare('PRAGMA data_version').pluck(),
     getDoc: db.prepare(`SELECT ${docColumns}, 0 AS has_conflicts FROM document WHERE doc_id = ?`),
+    getDocBytes: db.prepare('SELECT doc_rev, CAST(content AS BLOB) AS content, syncable FROM document WHERE doc_id = ?'),
     getDocWithConflicts: db.prepare(
       `SELECT ${docColumns}, EXISTS (SELECT 1 FROM conflicts c WHERE c.doc_id = d.doc_id) AS has_conflicts FROM document d WHERE d.doc_id = ?`,
     ),

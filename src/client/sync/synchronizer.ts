@@ -25,6 +25,7 @@ import {
   type SyncGetItem,
   type SyncHeader,
   type SyncPutEntry,
+  type SyncPutResponse,
 } from '../../common/protocol/sync-stream.js';
 import type { Change, IncomingVersion, LocalDatabase } from '../db/database.js';
 import { mapTransportError, type HttpClient } from '../http/client.js';
@@ -180,7 +181,8 @@ interface Planned {
   docId: string;
   rev: string;
   change: Change;
-  plaintext: string | null;
+  /** The stored JSON's UTF-8 bytes (null for a tombstone), zeroed once the batch is sent or the sync fails. */
+  plaintext: Buffer | null;
 }
 
 /**
@@ -418,10 +420,15 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
           emit();
         });
       };
-      const res = await this.target.putBatch(header, entries, {
-        ...(signal ? { signal } : {}),
-        onBytes: (n) => { progress.bytesSent += n; },
-      });
+      let res: SyncPutResponse;
+      try {
+        res = await this.target.putBatch(header, entries, {
+          ...(signal ? { signal } : {}),
+          onBytes: (n) => { progress.bytesSent += n; },
+        });
+      } finally {
+        for (const p of batch) p.plaintext?.fill(0);
+      }
       for (const p of batch) sent.set(p.docId, p.rev);
       if (res.replica_uid !== undefined && targetUid === null) targetUid = res.replica_uid;
       ensureNext = false;
@@ -484,7 +491,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
         // Re-checked here: a document made private after `whatsChanged` still never leaves the device.
         if (doc === undefined || !doc.syncable) continue;
         const plaintext = doc.json;
-        const content = plaintext === null ? 0 : encryptedLength(Buffer.byteLength(plaintext, 'utf8'));
+        const content = plaintext === null ? 0 : encryptedLength(plaintext.length);
         // Raw content line + meta line (without the content, see encodeSyncPut) + framing.
         const size = content + doc.docId.length + doc.rev.length + 160;
         if (batch.length > 0 && (batch.length >= this.maxBatchDocs || bytes + size > this.maxBatchBytes)) {

@@ -105,14 +105,20 @@ function freshIv(): Buffer {
 
 /**
  * Encrypt a document's JSON for the server: `{"raw": "<B64U(preamble)> <B64U(ct‖tag)>"}` with AES-256-GCM,
- * a random 16-byte IV and the raw preamble as AAD, byte-identical in shape to what Soledad 0.10 sends.
+ * a random 16-byte IV and the raw preamble as AAD, byte-identical in shape to what Soledad 0.10 sends. The JSON
+ * may be given as text or as its UTF-8 bytes (which are read, not changed).
  *
  * @example
  * const content = encryptDocContent(secret, 'D-1', 'replica:1', '{"a": 1}');
  * // content.startsWith('{"raw": "EzcB') === true
  */
-export function encryptDocContent(remoteSecret: Buffer | DocKeys, docId: string, rev: string, plaintextJson: string): string {
-  const plaintext = Buffer.from(plaintextJson, 'utf8');
+export function encryptDocContent(
+  remoteSecret: Buffer | DocKeys, docId: string, rev: string, plaintextJson: string | Uint8Array,
+): string {
+  // Text is encoded into a buffer of our own, zeroed at the end; the caller's bytes are left as they are.
+  const own = typeof plaintextJson === 'string';
+  const plaintext = own ? Buffer.from(plaintextJson, 'utf8')
+    : Buffer.from(plaintextJson.buffer, plaintextJson.byteOffset, plaintextJson.byteLength);
   const iv = freshIv();
   const preamble = encodePreamble({
     docId,
@@ -131,7 +137,7 @@ export function encryptDocContent(remoteSecret: Buffer | DocKeys, docId: string,
   const aligned = plaintext.length - (plaintext.length % 3);
   const head = cipher.update(plaintext.subarray(0, aligned));
   const tail = Buffer.concat([cipher.update(plaintext.subarray(aligned)), cipher.final(), cipher.getAuthTag()]);
-  plaintext.fill(0);
+  if (own) plaintext.fill(0);
   return `${RAW_PREFIX}${b64uEncode(preamble)} ${b64uEncode(head)}${b64uEncode(tail)}"}`;
 }
 

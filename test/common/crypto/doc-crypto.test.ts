@@ -54,6 +54,16 @@ test('DocKeys derives the same keys as deriveDocKey (long and short HMAC keys), 
   assert.throws(() => new DocKeys(Buffer.alloc(64)), RangeError);
 });
 
+test('the JSON may be given as UTF-8 bytes: same result, the bytes left unchanged', () => {
+  const text = '{"subject": "héllo ✓", "n": 1}';
+  const bytes = Buffer.from(`xx${text}yy`, 'utf8').subarray(2, 2 + Buffer.byteLength(text));
+  const copy = Buffer.from(bytes);
+  const content = encryptDocContent(secret, DOC, REV, bytes);
+  assert.deepEqual(bytes, copy);
+  assert.equal(decryptDocContent(secret, DOC, REV, content), text);
+  assert.equal(decodePreamble(parts(content).pre).contentSize, decodePreamble(parts(encryptDocContent(secret, DOC, REV, text)).pre).contentSize);
+});
+
 test('content encrypted with DocKeys decrypts with the secret and the other way round; IVs never repeat', () => {
   const keys = new DocKeys(secret);
   const ivs = new Set<string>();
