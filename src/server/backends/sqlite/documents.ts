@@ -91,9 +91,12 @@ function prepareStatements(db: Db) {
        known_transaction_id = excluded.known_transaction_id`),
     usage: db.prepare<[], { bytes: number }>('SELECT bytes FROM usage WHERE id = 1'),
     addUsage: db.prepare<[number]>('UPDATE usage SET bytes = bytes + ? WHERE id = 1'),
-    changes: db.prepare<[number], { doc_id: string; generation: number; transaction_id: string }>(
+    // Rows as arrays: a download lists every document changed since the client's generation before its first byte.
+    changes: db.prepare<[number], [string, number, string]>(
       `SELECT d.doc_id, d.generation, t.transaction_id FROM documents d
-       JOIN transaction_log t ON t.generation = d.generation WHERE d.generation > ? ORDER BY d.generation`),
+       JOIN transaction_log t ON t.generation = d.generation WHERE d.generation > ? ORDER BY d.generation`).raw(true),
+    // What a download sends of each document (without the size the writers need).
+    getSent: db.prepare<[string], [string, string | null]>('SELECT rev, content FROM documents WHERE doc_id = ?').raw(true),
   };
 }
 
@@ -149,6 +152,12 @@ class UserDb {
     return this.s.getDoc.get(id);
   }
 
+  /** Revision and content of a document, as a download sends them. */
+  getSent(id: string): StoredDoc | undefined {
+    const row = this.s.getSent.get(id);
+    return row === undefined ? undefined : { id, rev: row[0], content: row[1] };
+  }
+
   /**
    * The batch logic; the caller provides the transaction. The source's position and the usage change are kept in
    * memory and written once at the end: inside the transaction that is the same as writing them per document.
@@ -182,8 +191,8 @@ class UserDb {
   changesSince(generation: number): ChangesSince {
     return this.db.transaction((): ChangesSince => {
       const info = this.generationInfo();
-      const changes: Change[] = this.s.changes.all(generation).map((r) => ({
-        id: r.doc_id, generation: r.generation, transactionId: r.transaction_id,
+      const changes: Change[] = this.s.changes.all(generation).map(([id, gen, transactionId]) => ({
+        id, generation: gen, transactionId,
       }));
       return { ...info, changes };
     })();
@@ -375,8 +384,8 @@ export class SqliteDocumentStore implements DocumentStore {
   async *getDocs(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDoc> {
     for (const id of ids) {
       // Looked up per document: the handle may have been evicted while the consumer was waiting.
-      const row = this.handle(dbName).getDoc(id);
-      if (row !== undefined) yield { id, rev: row.rev, content: row.content };
+      const doc = this.handle(dbName).getSent(id);
+      if (doc !== undefined) yield doc;
     }
   }
 
