@@ -20,7 +20,6 @@ import {
 } from '../../common/errors.js';
 import { DocKeys, encryptDocContent } from '../../common/crypto/doc-crypto.js';
 import {
-  receivedContentLength,
   SyncGetResponseParser,
   type SyncGetEntry,
   type SyncGetItem,
@@ -534,8 +533,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     let targetUid = knownTargetUid;
     let meta: { generation: number; transactionId: string } | null = null;
     const res = await this.target.openDownload(header, signal);
-    // Received contents stay bytes until verified (see APPLY_MAX_BYTES): a batch is held outside the JS heap.
-    const parser = new SyncGetResponseParser({ lazyContent: true });
+    const parser = new SyncGetResponseParser();
     let done = false;
 
     // Received documents waiting to be verified and applied in one transaction (see APPLY_MAX_DOCS). They are
@@ -623,7 +621,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
         if (pendingIds.has(item.entry.id)) apply();
         pending.push(item.entry);
         pendingIds.add(item.entry.id);
-        pendingBytes += receivedContentLength(item.entry);
+        pendingBytes += item.entry.content === null ? 0 : item.entry.content.length;
         if (pending.length >= APPLY_MAX_DOCS || pendingBytes >= APPLY_MAX_BYTES) apply();
       }
     };

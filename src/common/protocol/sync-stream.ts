@@ -479,63 +479,6 @@ export interface SyncGetEntry {
   content: string | null;
 }
 
-/** Options of {@link SyncGetResponseParser}. */
-export interface SyncGetParserOptions extends SyncParserOptions {
-  /**
-   * Keep each document's content as the bytes received and decode them when `content` is first read (a strict
-   * UTF-8 error is then thrown by that read). A client that holds a batch of documents before it verifies them
-   * keeps it outside the JavaScript heap that way, where the garbage collector does not copy it around.
-   */
-  lazyContent?: boolean;
-}
-
-const COMMA = 0x2c;
-
-/** A received document whose content is decoded from its bytes when first read (see `lazyContent`). */
-class ReceivedEntry implements SyncGetEntry {
-  readonly id: string;
-  readonly rev: string;
-  readonly gen: number;
-  readonly trans_id: string;
-  private bytes: Buffer | null;
-  private text: string | null = null;
-
-  constructor(info: Omit<SyncGetEntry, 'content'>, bytes: Buffer) {
-    this.id = info.id;
-    this.rev = info.rev;
-    this.gen = info.gen;
-    this.trans_id = info.trans_id;
-    this.bytes = bytes;
-  }
-
-  get content(): string {
-    if (this.text === null) {
-      const text = decodeUtf8Line(this.bytes!);
-      if (text === null) throw new BrokenSyncStreamError('The sync response is not valid UTF-8');
-      this.text = text;
-      this.bytes = null;
-    }
-    return this.text;
-  }
-
-  /** Length of the content as received, without decoding it. */
-  get length(): number {
-    return this.text === null ? this.bytes!.length : this.text.length;
-  }
-}
-
-/**
- * Length of a received document's content (0 for a deleted one), without decoding content kept as bytes: what a
- * client sizes its batches by. Bytes and characters are the same for the ASCII that Soledad's contents are.
- *
- * @example
- * pendingBytes += receivedContentLength(entry);
- */
-export function receivedContentLength(entry: SyncGetEntry): number {
-  if (entry instanceof ReceivedEntry) return entry.length;
-  return entry.content === null ? 0 : entry.content.length;
-}
-
 /** An item produced by {@link SyncGetResponseParser}: the meta first, then each document. */
 export type SyncGetItem = { type: 'meta'; meta: SyncGetMeta } | { type: 'doc'; entry: SyncGetEntry };
 
@@ -622,15 +565,13 @@ type GetState = 'open' | 'meta' | 'info' | 'content' | 'done' | 'failed';
  */
 export class SyncGetResponseParser {
   private readonly lines: LineSplitter;
-  private readonly lazyContent: boolean;
   private state: GetState = 'open';
   private comma = false;
   private expected = 0;
   private seen = 0;
   private pendingInfo: Omit<SyncGetEntry, 'content'> | null = null;
 
-  constructor(options: SyncGetParserOptions = {}) {
-    this.lazyContent = options.lazyContent ?? false;
+  constructor(options: SyncParserOptions = {}) {
     this.lines = new LineSplitter({
       maxLineBytes: options.maxLineBytes ?? MAX_SYNC_LINE_BYTES,
       crlfOnly: true,
@@ -667,32 +608,11 @@ export class SyncGetResponseParser {
     return out;
   }
 
-  private countDocument(): void {
-    if (this.seen >= this.expected) throw new BrokenSyncStreamError(`More documents than the announced ${this.expected}`);
-    this.seen += 1;
-  }
-
-  /** The content line of {@link SyncGetParserOptions.lazyContent}: the same framing, the text decoded on demand. */
-  private lazyContentLine(raw: Buffer, out: SyncGetItem[]): void {
-    this.countDocument();
-    const comma = raw.length > 0 && raw[raw.length - 1] === COMMA;
-    const bytes = comma ? raw.subarray(0, raw.length - 1) : raw;
-    this.comma = comma;
-    this.state = 'info';
-    const info = this.pendingInfo!;
-    out.push({ type: 'doc', entry: bytes.length === 0 ? { ...info, content: null } : new ReceivedEntry(info, bytes) });
-    this.pendingInfo = null;
-  }
-
   private assertUsable(): void {
     if (this.state === 'failed') throw new BrokenSyncStreamError('The sync response was already rejected');
   }
 
   private line(raw: Buffer, out: SyncGetItem[]): void {
-    if (this.lazyContent && this.state === 'content') {
-      this.lazyContentLine(raw, out);
-      return;
-    }
     const line = decodeUtf8Line(raw);
     if (line === null) throw new BrokenSyncStreamError('The sync response is not valid UTF-8');
     switch (this.state) {
@@ -742,9 +662,12 @@ export class SyncGetResponseParser {
         return;
       }
       case 'content': {
-        this.countDocument();
+        if (this.seen >= this.expected) {
+          throw new BrokenSyncStreamError(`More documents than the announced ${this.expected}`);
+        }
         // Content is data: only the one structural trailing comma is removed, nothing is trimmed.
         const [text, comma] = stripComma(line);
+        this.seen += 1;
         this.comma = comma;
         this.state = 'info';
         out.push({ type: 'doc', entry: { ...this.pendingInfo!, content: text === '' ? null : text } });

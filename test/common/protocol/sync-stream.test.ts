@@ -10,7 +10,6 @@ import {
   encodeSyncGetRequest,
   encodeSyncGetResponse,
   encodeSyncGetResponseAsync,
-  receivedContentLength,
   encodeSyncInfo,
   encodeSyncPut,
   encodeSyncPutResponse,
@@ -389,35 +388,6 @@ describe('properties', () => {
       assert.deepEqual(items, expectedGetItems(meta, entries));
     }), { numRuns: 300 });
   });
-  it('download, lazy contents: any chunking gives the same entries, and the same length before decoding', () => {
-    fc.assert(fc.property(fc.nat(), fc.string({ maxLength: 10 }), getEntries, cuts, (gen, tid, entries, cs) => {
-      const meta: SyncGetMeta = { new_generation: gen, new_transaction_id: tid, number_of_changes: entries.length };
-      const body = Buffer.from([...encodeSyncGetResponse(meta, entries)].join(''));
-      const p = new SyncGetResponseParser({ lazyContent: true });
-      const items: SyncGetItem[] = [];
-      for (const chunk of splitAt(body, cs)) items.push(...p.push(chunk));
-      items.push(...p.end());
-      const docs = items.flatMap((item) => (item.type === 'doc' ? [item.entry] : []));
-      // Lengths first: they must not need the text (for ASCII contents bytes and characters agree).
-      assert.deepEqual(docs.map((e) => receivedContentLength(e)), entries.map((e) => Buffer.byteLength(e.content ?? '')));
-      assert.deepEqual(docs.map((e) => ({ id: e.id, rev: e.rev, gen: e.gen, trans_id: e.trans_id, content: e.content })), entries);
-      assert.deepEqual(items[0], { type: 'meta', meta });
-    }), { numRuns: 300 });
-  });
-  it('download, lazy contents: invalid UTF-8 is refused when that content is read, the others still read', () => {
-    const body = Buffer.concat([
-      Buffer.from('[\r\n{"new_generation":5,"new_transaction_id":"T-5","number_of_changes":2},\r\n'),
-      Buffer.from('{"id":"D-1","rev":"r:1","gen":3,"trans_id":"T-3"},\r\n'), Buffer.from([0x7b, 0xff, 0xfe, 0x7d]),
-      Buffer.from(',\r\n{"id":"D-2","rev":"r:2","gen":5,"trans_id":"T-5"},\r\n{"raw": "x"}\r\n]\r\n'),
-    ]);
-    assert.throws(() => parseGet(body), BrokenSyncStreamError);
-    const p = new SyncGetResponseParser({ lazyContent: true });
-    const docs = [...p.push(body), ...p.end()].flatMap((item) => (item.type === 'doc' ? [item.entry] : []));
-    assert.equal(docs.length, 2);
-    assert.equal(receivedContentLength(docs[0]!), 4);
-    assert.throws(() => docs[0]!.content, BrokenSyncStreamError);
-    assert.equal(docs[1]!.content, '{"raw": "x"}');
-  });
   const garbage = fc.oneof(
     fc.uint8Array({ maxLength: 200 }),
     // Mutations of valid bodies find the interesting edges faster than random bytes.
@@ -439,14 +409,12 @@ describe('properties', () => {
       }
     }), { numRuns: 1000 });
   });
-  it('garbage only ever raises BrokenSyncStreamError (download parser, contents eager or lazy)', () => {
-    fc.assert(fc.property(garbage, cuts, fc.boolean(), (bytes, cs, lazyContent) => {
+  it('garbage only ever raises BrokenSyncStreamError (download parser)', () => {
+    fc.assert(fc.property(garbage, cuts, (bytes, cs) => {
       try {
-        const p = new SyncGetResponseParser({ maxLineBytes: 150, lazyContent });
-        const items: SyncGetItem[] = [];
-        for (const chunk of splitAt(Buffer.from(bytes), cs)) items.push(...p.push(chunk));
-        items.push(...p.end());
-        for (const item of items) if (item.type === 'doc') void item.entry.content;
+        const p = new SyncGetResponseParser({ maxLineBytes: 150 });
+        for (const chunk of splitAt(Buffer.from(bytes), cs)) p.push(chunk);
+        p.end();
       } catch (err) {
         assert.ok(err instanceof BrokenSyncStreamError, String(err));
       }
