@@ -83,6 +83,11 @@ export interface IncomingVersion {
   replicaGen: number;
   /** The source replica's transaction id for `replicaGen`. */
   replicaTransId: string;
+  /**
+   * `true` when the caller has just read, in the same transaction, that no document (not even a tombstone) has this
+   * id: the batch then skips reading it again. Wrong, the insert fails and the batch is rolled back.
+   */
+  knownAbsent?: boolean;
 }
 
 /** Options of {@link LocalDatabase.putDocsIfNewer}. */
@@ -664,8 +669,8 @@ export class LocalDatabase {
     return this.read(() => {
       const out = new Map<string, { rev: string; syncable: boolean }>();
       for (const docId of docIds) {
-        const stored = this.readDoc(docId, false);
-        if (stored !== undefined) out.set(docId, { rev: stored.rev, syncable: stored.syncable });
+        const row = this.s.getRevAndSyncable.get(docId) as { doc_rev: string; syncable: unknown } | undefined;
+        if (row !== undefined) out.set(docId, { rev: row.doc_rev, syncable: storedBool(row.syncable) });
       }
       return out;
     });
@@ -962,7 +967,7 @@ export class LocalDatabase {
         checkGeneration(item.replicaGen);
         const { incoming, incomingRev, json } = checkIncoming(item.doc, item.json);
         validateSource(known, item.replicaGen, item.replicaTransId);
-        const state = this.applyIfNewer(incoming, incomingRev, json, saveConflict, noConflicts);
+        const state = this.applyIfNewer(incoming, incomingRev, json, saveConflict, noConflicts, item.knownAbsent === true);
         if (state === 'conflicted' && saveConflict) noConflicts = false;
         states.push(state);
         known = { generation: item.replicaGen, transactionId: item.replicaTransId };
@@ -979,8 +984,9 @@ export class LocalDatabase {
     json: string | null,
     saveConflict: boolean,
     noConflicts: boolean,
+    knownAbsent = false,
   ): PutDocState {
-    const cur = this.readDoc(incoming.docId, false);
+    const cur = knownAbsent ? undefined : this.readDoc(incoming.docId, false);
     if (cur === undefined || isNewer(incomingRev, cur.rev)) {
       this.pruneConflicts(incoming, noConflicts);
       const state = incoming.rev !== incomingRev ? 'superseded' : 'inserted';
@@ -1269,6 +1275,7 @@ function prepareStatements(db: Database.Database) {
   return {
     dataVersion: db.prepare('PRAGMA data_version').pluck(),
     getDoc: db.prepare(`SELECT ${docColumns}, 0 AS has_conflicts FROM document WHERE doc_id = ?`),
+    getRevAndSyncable: db.prepare('SELECT doc_rev, syncable FROM document WHERE doc_id = ?'),
     getDocBytes: db.prepare('SELECT doc_rev, CAST(content AS BLOB) AS content, syncable FROM document WHERE doc_id = ?'),
     getDocWithConflicts: db.prepare(
       `SELECT ${docColumns}, EXISTS (SELECT 1 FROM conflicts c WHERE c.doc_id = d.doc_id) AS has_conflicts FROM document d WHERE d.doc_id = ?`,

@@ -581,7 +581,10 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
               const { doc, json } = decodeIncoming(remoteSecret, entry, { allowExternal, docKeys: keys });
               // A document this device keeps private stays private when another device updates it.
               if (local !== undefined) doc.syncable = local.syncable;
-              version = { doc, replicaGen: entry.gen, replicaTransId: entry.trans_id, ...(json === null ? {} : { json }) };
+              version = {
+                doc, replicaGen: entry.gen, replicaTransId: entry.trans_id, knownAbsent: local === undefined,
+                ...(json === null ? {} : { json }),
+              };
             } catch (error) {
               // The ones before it are applied; it and the rest are not.
               refusal.error = error;

@@ -121,6 +121,19 @@ describe('putDocsIfNewer over a lazy source', () => {
     assert.deepEqual(db.getReplicaGenAndTransId('r'), { generation: 5, transactionId: 'T-5' });
   });
 
+  it('skips reading a document the caller knows is absent, and fails the batch if it is not', () => {
+    t.db.createDoc({ here: true }, 'present');
+    const before = t.db.getAllDocs(true);
+    const item = (id: string, gen: number): IncomingVersion => ({
+      doc: makeDocument(id, 'other:1', { id }), replicaGen: gen, replicaTransId: `T-${gen}`, knownAbsent: true,
+    });
+    assert.throws(() => t.db.putDocsIfNewer([item('absent', 1), item('present', 2)], { saveConflict: true, replicaUid: 'r' }));
+    assert.deepEqual(t.db.getAllDocs(true), before);
+    const { states } = t.db.putDocsIfNewer([item('absent', 1)], { saveConflict: true, replicaUid: 'r' });
+    assert.deepEqual(states, ['inserted']);
+    assert.deepEqual(t.db.getDoc('absent')?.content, { id: 'absent' });
+  });
+
   it('rolls back what it stored when the source throws', () => {
     const before = t.db.getAllDocs(true);
     function* source(): Generator<IncomingVersion> {
