@@ -194,10 +194,10 @@ interface Planned {
  * interrupted download resumes after the last commit. Memory holds one batch of ciphertext.
  */
 const APPLY_MAX_DOCS = 1000;
+const APPLY_MAX_BYTES = 4 * 1024 * 1024;
 
 /** Takes the place of an applied document in its batch, so that its ciphertext can be collected at once. */
 const RELEASED_ENTRY: SyncGetEntry = { id: '', rev: '', gen: 0, trans_id: '', content: null };
-const APPLY_MAX_BYTES = 4 * 1024 * 1024;
 
 /**
  * Pending documents of at least this many content bytes are applied as soon as the connection has nothing more
