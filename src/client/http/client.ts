@@ -116,10 +116,10 @@ export interface HttpResponse {
   /** Response headers (lowercase names). */
   headers: Record<string, string | string[] | undefined>;
   /**
-   * The body as a byte stream (iterate it, or listen to its 'data' events). Its errors are raw transport errors:
-   * wrap them with {@link mapTransportError}. `readableLength`: bytes received and not read yet.
+   * The body as a byte stream. Iteration errors are raw transport errors: wrap them with {@link mapTransportError}.
+   * `readableLength`: bytes received and not read yet (0: the next read waits for the network).
    */
-  body: Readable;
+  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown; readonly readableLength: number };
   /** Read the whole body as UTF-8 text. */
   text(): Promise<string>;
   /** Read and parse the whole body as JSON. */

@@ -12,7 +12,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { finished, type Readable } from 'node:stream';
 import {
   BrokenSyncStreamError,
   InvalidReplicaUidError,
@@ -521,35 +520,6 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     }
   }
 
-  /**
-   * Feed every chunk of a response body to `onChunk` as it arrives ('data' events: an async iterator joins the
-   * chunks buffered meanwhile into one new buffer, a copy of most of a large download). Settles when the body
-   * ends; rejects with what `onChunk` threw (the body is then destroyed) or with the transport error that cut it.
-   */
-  private receive(body: Readable, onChunk: (chunk: Buffer) => void): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let failed = false;
-      const onData = (chunk: Buffer): void => {
-        if (failed) return;
-        try {
-          onChunk(chunk);
-        } catch (err) {
-          failed = true;
-          body.off('data', onData);
-          body.destroy();
-          reject(err);
-        }
-      };
-      body.on('data', onData);
-      finished(body, (err) => {
-        if (failed) return;
-        // A cut connection or a stalled body, not a verdict on the data: the next sync resumes after what was applied.
-        if (err) reject(mapTransportError(err, 'download'));
-        else resolve();
-      });
-    });
-  }
-
   private async download(
     header: SyncHeader,
     knownTargetUid: string | null,
@@ -660,11 +630,20 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     };
 
     try {
-      await this.receive(res.body, (chunk) => {
-        progress.bytesReceived += chunk.length;
-        handle(parser.push(chunk));
+      const chunks = res.body[Symbol.asyncIterator]();
+      for (;;) {
+        let next: IteratorResult<Buffer>;
+        try {
+          next = await chunks.next();
+        } catch (err) {
+          // A cut connection or a stalled body, not a verdict on the data: the next sync resumes after what was applied.
+          throw mapTransportError(err, 'download');
+        }
+        if (next.done === true) break;
+        progress.bytesReceived += next.value.length;
+        handle(parser.push(next.value));
         if (bulk !== true && pendingBytes >= IDLE_APPLY_MIN_BYTES && res.body.readableLength === 0) apply();
-      });
+      }
       handle(parser.end());
       apply(true);
       done = true;
