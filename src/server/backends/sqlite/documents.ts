@@ -271,8 +271,9 @@ export class SqliteDocumentStore implements DocumentStore {
       // Build the file aside and rename it into place: no reader ever sees a half-initialized database.
       const tmp = `${this.file(dbName)}.creating-${randomBytes(6).toString('hex')}`;
       // No journal and no syncs while building a file nobody else sees (a crash leaves only stray temporary files:
-      // the file, and its WAL and shared memory once switched); one fsync before the rename makes it durable. The file is switched to WAL here, where it costs no
-      // sync, so that the first real opens do not each pay for a journaled header change with its syncs.
+      // the file, and its WAL and shared memory once switched); one fsync before the rename makes it durable. The
+      // file is switched to WAL here, where it costs no sync, so that the first real opens do not each pay for a
+      // journaled header change with its syncs.
       const db = new Database(tmp);
       try {
         db.pragma('journal_mode = OFF');
