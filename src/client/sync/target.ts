@@ -47,7 +47,8 @@ export class HttpSyncTarget {
 
   /**
    * `POST …/sync-from/<src>` with `application/x-soledad-sync-put`: upload one batch. `entries` is called once per
-   * attempt (a 503 is retried), and its documents are serialized and streamed as the socket takes them.
+   * attempt (a 503 is retried), and its documents are serialized and streamed as the socket takes them. Their
+   * contents must be `encryptDocContent` ciphertext (or null): they are not scanned for line breaks.
    */
   async putBatch(
     header: SyncHeader,
@@ -59,7 +60,8 @@ export class HttpSyncTarget {
       path: this.path,
       headers: { 'content-type': CONTENT_TYPE_SYNC_PUT },
       // Content once per document: the meta line's copy is optional for every Soledad server (fact sheet §1c).
-      body: () => encodeSyncPut(header, entries(), { contentInMeta: false }),
+      // Every content is ciphertext from encryptDocContent: base64 in a fixed frame, never a line break.
+      body: () => encodeSyncPut(header, entries(), { contentInMeta: false, contentFramed: true }),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.onBytes ? { onBodyChunk: opts.onBytes } : {}),
     });

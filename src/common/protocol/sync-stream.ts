@@ -202,6 +202,12 @@ export interface EncodeSyncPutOptions {
    * line's `content` key is optional, fact sheet §1c): half the bytes to send, encode and parse.
    */
   contentInMeta?: boolean;
+  /**
+   * The caller vouches that no content holds a CR or LF (default false: every content is scanned, and one that does
+   * throws `InvalidContentError`). True for ciphertext from `encryptDocContent`, which is base64 in a fixed frame:
+   * the scan cost a client about 1–2 ms per 2 MB uploaded.
+   */
+  contentFramed?: boolean;
 }
 
 /**
@@ -217,9 +223,10 @@ export function* encodeSyncPut(
   options: EncodeSyncPutOptions = {},
 ): Generator<string> {
   const contentInMeta = options.contentInMeta ?? true;
+  const check = options.contentFramed !== true;
   yield `[${CRLF}${encodeHeader(header)}`;
   for (const e of entries) {
-    assertFramable(e.content);
+    if (check) assertFramable(e.content);
     const meta = contentInMeta
       ? JSON.stringify({
         id: e.id, rev: e.rev, content: e.content, gen: e.gen, trans_id: e.trans_id,
