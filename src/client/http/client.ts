@@ -160,10 +160,22 @@ function toReadable(body: RequestBody, failure: BodyFailure, onChunk?: (bytes: n
   const source = body;
   async function* counted(): AsyncGenerator<Buffer> {
     // Small pieces (a sync upload yields one per document) are gathered into chunks of COALESCE_BYTES: each chunk
-    // handed to the stream costs a socket write and TLS records of its own.
+    // handed to the stream costs a socket write and TLS records of its own. Text pieces are joined first and
+    // encoded once per chunk, instead of each into a buffer of its own that is then copied again.
     let parts: Buffer[] = [];
     let size = 0;
+    let texts: string[] = [];
+    let textChars = 0;
+    const encodeTexts = (): void => {
+      if (texts.length === 0) return;
+      const buf = Buffer.from(texts.length === 1 ? texts[0]! : texts.join(''), 'utf8');
+      texts = [];
+      textChars = 0;
+      parts.push(buf);
+      size += buf.length;
+    };
     const take = (): Buffer => {
+      encodeTexts();
       const out = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
       parts = [];
       size = 0;
@@ -172,13 +184,20 @@ function toReadable(body: RequestBody, failure: BodyFailure, onChunk?: (bytes: n
     };
     try {
       for await (const chunk of source as AsyncIterable<string | Uint8Array>) {
-        const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-        if (buf.length === 0) continue;
-        parts.push(buf);
-        size += buf.length;
-        if (size >= COALESCE_BYTES) yield take();
+        if (typeof chunk === 'string') {
+          if (chunk.length === 0) continue;
+          texts.push(chunk);
+          textChars += chunk.length;
+        } else {
+          if (chunk.byteLength === 0) continue;
+          encodeTexts();
+          parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          size += chunk.byteLength;
+        }
+        // Characters count as bytes here: a chunk of text that is not ASCII is only somewhat larger.
+        if (size + textChars >= COALESCE_BYTES) yield take();
       }
-      if (size > 0) yield take();
+      if (size + textChars > 0) yield take();
     } catch (err) {
       failure.error = err;
       throw err;

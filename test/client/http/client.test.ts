@@ -118,6 +118,28 @@ describe('HttpClient', () => {
     await http.close();
   });
 
+  it('a long streamed body of text and byte pieces (not all ASCII) arrives byte for byte, counted once', async () => {
+    let received: Buffer | null = null;
+    handler = (_req, res, body) => {
+      received = body;
+      res.writeHead(200);
+      res.end();
+    };
+    const http = client();
+    const pieces: Array<string | Uint8Array> = [];
+    for (let i = 0; i < 400; i++) {
+      pieces.push(i % 7 === 0 ? new Uint8Array(Buffer.from(`<bytes ${i} ✓>`)) : `${'x'.repeat(i * 13 % 900)}é${i}ü`);
+      if (i % 50 === 0) pieces.push('');
+    }
+    const expected = Buffer.concat(pieces.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
+    async function* gen() { yield* pieces; }
+    let sent = 0;
+    await (await http.request({ method: 'POST', path: '/s', body: gen(), onBodyChunk: (n) => { sent += n; } })).dump();
+    assert.ok(received !== null && expected.equals(received), 'same bytes');
+    assert.equal(sent, expected.length);
+    await http.close();
+  });
+
   it('sends back-to-back requests over one connection (one TLS handshake per client, as a sync does)', async () => {
     handler = (_req, res) => json(res, 200, { ok: true });
     let handshakes = 0;
