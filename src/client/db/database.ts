@@ -451,6 +451,12 @@ export class LocalDatabase {
     return { rev: row.doc_rev, content: row.content, syncable: storedBool(row.syncable), hasConflicts: row.has_conflicts !== 0 };
   }
 
+  /** Revision and syncable flag only (tombstones included), without reading the content. */
+  private readRevAndSyncable(docId: string): { rev: string; syncable: boolean } | undefined {
+    const row = this.s.getRevAndSyncable.get(docId) as { doc_rev: string; syncable: unknown } | undefined;
+    return row === undefined ? undefined : { rev: row.doc_rev, syncable: storedBool(row.syncable) };
+  }
+
   private toDocument(docId: string, stored: StoredDoc): Document {
     return new Document(docId, stored.rev, parseStored(stored.content), stored.hasConflicts, stored.syncable);
   }
@@ -654,8 +660,7 @@ export class LocalDatabase {
    */
   getRevAndSyncable(docId: string): { rev: string; syncable: boolean } | null {
     this.handle();
-    const stored = this.readDoc(docId, false);
-    return stored === undefined ? null : { rev: stored.rev, syncable: stored.syncable };
+    return this.readRevAndSyncable(docId) ?? null;
   }
 
   /**
@@ -669,8 +674,8 @@ export class LocalDatabase {
     return this.read(() => {
       const out = new Map<string, { rev: string; syncable: boolean }>();
       for (const docId of docIds) {
-        const row = this.s.getRevAndSyncable.get(docId) as { doc_rev: string; syncable: unknown } | undefined;
-        if (row !== undefined) out.set(docId, { rev: row.doc_rev, syncable: storedBool(row.syncable) });
+        const local = this.readRevAndSyncable(docId);
+        if (local !== undefined) out.set(docId, local);
       }
       return out;
     });

@@ -68,7 +68,7 @@ export function b64uDecode(text: unknown, errorClass: DecodeErrorClass): Buffer 
  * @example
  * let scratch = Buffer.allocUnsafeSlow(64 * 1024);
  * const bytes = b64uDecodeInto(text, scratch, InvalidPreambleError);
- * if (bytes.buffer !== scratch.buffer) scratch = Buffer.from(bytes.buffer);
+ * if (bytes.length > scratch.length) scratch = bytes; // the larger buffer, to reuse next time
  */
 export function b64uDecodeInto(text: unknown, scratch: Buffer, errorClass: DecodeErrorClass): Buffer {
   const clean = b64uClean(text, errorClass);
