@@ -2,9 +2,11 @@
  * Document encryption exactly as Soledad 0.10 does it (fact sheet §3a–3c), plus reading (and, for tests and
  * migration tools, writing) the legacy ≤0.9.1 `_enc_json` form.
  */
+import { isUtf8 } from 'node:buffer';
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 import {
   EncryptionSchemeNotImplementedError,
+  InvalidJSONError,
   InvalidPreambleError,
   MacMismatchError,
   SoledadError,
@@ -200,13 +202,28 @@ const CIPHERTEXT_SCRATCH_MAX = 1024 * 1024;
 /**
  * Decrypt content produced by {@link encryptDocContent} (or by real Soledad 0.9.2+), checking in order: magic,
  * scheme (else {@link EncryptionSchemeNotImplementedError}), method, rev and doc id (else
- * {@link TamperedDocumentError}), GCM tag (else {@link MacMismatchError}). Malformed input throws
- * {@link InvalidPreambleError}. Returns the document's JSON text.
+ * {@link TamperedDocumentError}), GCM tag (else {@link MacMismatchError}), UTF-8 text (else
+ * {@link InvalidJSONError}). Malformed input throws {@link InvalidPreambleError}. Returns the document's JSON text.
  *
  * @example
  * const json = decryptDocContent(secret, 'D-1', 'replica:1', content); // '{"a": 1}'
  */
 export function decryptDocContent(remoteSecret: Buffer | DocKeys, docId: string, rev: string, content: string): string {
+  const plain = decryptDocContentBytes(remoteSecret, docId, rev, content);
+  const text = plain.toString('utf8');
+  plain.fill(0);
+  return text;
+}
+
+/**
+ * {@link decryptDocContent}, answering the plaintext's bytes in a buffer of their own, which the caller zeroes when
+ * done. They are checked to be UTF-8 text (else {@link InvalidJSONError}), not to be JSON.
+ *
+ * @example
+ * const plain = decryptDocContentBytes(keys, 'D-1', 'replica:1', content);
+ * try { out.set(plain, at); } finally { plain.fill(0); }
+ */
+export function decryptDocContentBytes(remoteSecret: Buffer | DocKeys, docId: string, rev: string, content: string): Buffer {
   try {
     const raw = parseRaw(content);
     const sep = raw.indexOf(' ');
@@ -230,12 +247,15 @@ export function decryptDocContent(remoteSecret: Buffer | DocKeys, docId: string,
       head.fill(0);
       throw new MacMismatchError(undefined, { cause: err });
     }
-    // GCM's final() yields nothing: the plaintext is `head`, decoded without another copy.
+    // GCM's final() yields nothing: the plaintext is `head`, without another copy.
     const plain = tail.length === 0 ? head : Buffer.concat([head, tail]);
-    const text = plain.toString('utf8');
-    head.fill(0);
-    plain.fill(0);
-    return text;
+    if (plain !== head) head.fill(0);
+    // Decoding would replace what is not UTF-8 instead of refusing it; the original's JSON parser refuses it.
+    if (!isUtf8(plain)) {
+      plain.fill(0);
+      throw new InvalidJSONError('Decrypted content is not UTF-8 text');
+    }
+    return plain;
   } catch (err) {
     if (err instanceof SoledadError) throw err;
     throw new InvalidPreambleError('Malformed encrypted content', { cause: err });

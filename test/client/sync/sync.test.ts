@@ -13,11 +13,12 @@ import {
   ConnectionError,
   InvalidAuthTokenError,
   InvalidGenerationError,
+  InvalidJSONError,
   MacMismatchError,
   RollbackError,
   TamperedDocumentError,
 } from '../../../src/common/errors.js';
-import { encryptLegacyDoc } from '../../../src/common/crypto/doc-crypto.js';
+import { encryptDocContent, encryptLegacyDoc } from '../../../src/common/crypto/doc-crypto.js';
 import { Synchronizer, type SyncProgress } from '../../../src/client/sync/synchronizer.js';
 import { startNetProxy } from '../../reliability/net-proxy.js';
 import {
@@ -316,6 +317,30 @@ describe('sync: refusals', () => {
       await assert.rejects(b.sync.sync(), TamperedDocumentError);
       assert.equal(b.sync.lastStats()?.docsReceived, 0);
       assert.equal(b.db.getGeneration(), 2);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('authentic ciphertext of bytes that are not UTF-8, or not a JSON object → InvalidJSONError; the prefix stays', async () => {
+    const user = await makeUser(server);
+    const a = makeReplica(server, user);
+    const b = makeReplica(server, user);
+    try {
+      const good = a.db.createDoc({ g: 1 });
+      const bad = a.db.createDoc({ g: 'bad' });
+      await a.sync.sync();
+      const row = serverDocs(server, user.uuid).find((r) => r.doc_id === bad.docId)!;
+      // Encrypted with the account's own key, so only the content's own checks can refuse it. A decoder that
+      // replaced the bad bytes would see the valid object {"g": "<U+FFFD>"}.
+      const notUtf8 = Buffer.concat([Buffer.from('{"g": "'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]);
+      for (const plaintext of [notUtf8, Buffer.from('[1, 2]')]) {
+        rewriteServerDoc(server, user.uuid, bad.docId, row.rev, encryptDocContent(user.remoteSecret, bad.docId, row.rev, plaintext));
+        await assert.rejects(b.sync.sync(), InvalidJSONError);
+        assert.deepEqual(b.db.getDoc(good.docId)?.content, { g: 1 });
+        assert.equal(b.db.getDoc(bad.docId, true), null);
+      }
     } finally {
       await a.close();
       await b.close();

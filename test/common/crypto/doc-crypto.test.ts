@@ -5,6 +5,7 @@ import { b64uDecode, b64uEncode } from '../../../src/common/crypto/base64.js';
 import {
   DocKeys,
   decryptDocContent,
+  decryptDocContentBytes,
   decryptLegacyDoc,
   deriveDocKey,
   encryptDocContent,
@@ -15,6 +16,7 @@ import {
 import { LEGACY_PREAMBLE_SIZE, decodePreamble } from '../../../src/common/crypto/preamble.js';
 import {
   EncryptionSchemeNotImplementedError,
+  InvalidJSONError,
   InvalidPreambleError,
   MacMismatchError,
   TamperedDocumentError,
@@ -96,6 +98,19 @@ test('encrypted content has the exact {"raw": "..."} shape and round-trips', () 
   assert.equal(decryptDocContent(secret, DOC, REV, content), JSON_TEXT);
   // a fresh IV every time
   assert.notEqual(encryptDocContent(secret, DOC, REV, JSON_TEXT), content);
+});
+
+test('decryptDocContentBytes answers the text\'s UTF-8 bytes; plaintext that is not UTF-8 is refused by both', () => {
+  const content = encryptDocContent(secret, DOC, REV, JSON_TEXT);
+  const bytes = decryptDocContentBytes(secret, DOC, REV, content);
+  assert.deepEqual(bytes, Buffer.from(JSON_TEXT));
+  // A lone continuation byte, an overlong encoding, a surrogate: each would decode to U+FFFD instead of failing.
+  for (const bad of [[0x80], [0xc0, 0xaf], [0xed, 0xa0, 0x80]]) {
+    const plaintext = Buffer.concat([Buffer.from('{"a": "'), Buffer.from(bad), Buffer.from('"}')]);
+    const enc = encryptDocContent(secret, DOC, REV, plaintext);
+    assert.throws(() => decryptDocContentBytes(secret, DOC, REV, enc), InvalidJSONError);
+    assert.throws(() => decryptDocContent(secret, DOC, REV, enc), InvalidJSONError);
+  }
 });
 
 test('isRawEncrypted requires the exact prefix', () => {
