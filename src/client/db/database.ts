@@ -77,8 +77,11 @@ export interface PutDocIfNewerOptions {
 export interface IncomingVersion {
   /** The document as received (its `rev` and `hasConflicts` are updated as by `putDocIfNewer`). */
   doc: Document;
-  /** `doc.content` as JSON text, as in {@link PutDocIfNewerOptions.json}. */
-  json?: string;
+  /**
+   * `doc.content` as JSON text, as in {@link PutDocIfNewerOptions.json}; or, with `contentUnparsed`, that
+   * text's UTF-8 bytes.
+   */
+  json?: string | Uint8Array;
   /** The source replica's generation for this document. */
   replicaGen: number;
   /** The source replica's transaction id for `replicaGen`. */
@@ -88,6 +91,12 @@ export interface IncomingVersion {
    * id: the batch then skips reading it again. Wrong, the insert fails and the batch is rolled back.
    */
   knownAbsent?: boolean;
+  /**
+   * `true` when `doc.content` was left `null` and `json` is the text (or the valid UTF-8 bytes) of a JSON object
+   * the caller has already checked (a sync decoded on its worker thread): the batch parses it only where it needs
+   * the object (indexes, a conflict's equal-content check) and stores the text as given otherwise.
+   */
+  contentUnparsed?: boolean;
 }
 
 /** Options of {@link LocalDatabase.putDocsIfNewer}. */
@@ -235,6 +244,12 @@ function storedBool(v: unknown): boolean {
   return true;
 }
 
+/**
+ * A document's content as stored: JSON text, or (a download decoded on the sync's worker thread) that text's UTF-8
+ * bytes, which the statements store as text (`CAST(? AS TEXT)`) without decoding them here; `null` for a tombstone.
+ */
+type StoredJson = string | Uint8Array | null;
+
 /** Escape GLOB metacharacters so a prefix matches literally (U1DB's `ab*` means "starts with ab"). */
 function globPrefix(prefix: string): string {
   return `${prefix.replace(/[*?[]/g, (c) => `[${c}]`)}*`;
@@ -245,7 +260,12 @@ function checkDocId(docId: unknown): asserts docId is string {
 }
 
 /** The checks `putDocIfNewer` makes before its transaction; returns the JSON text to store. */
-function checkIncoming(doc: Document, json: string | undefined): { incoming: Document & { rev: string }; incomingRev: string; json: string | null } {
+function checkIncoming(
+  doc: Document, json: string | Uint8Array | undefined, unparsed = false,
+): { incoming: Document & { rev: string }; incomingRev: string; json: StoredJson } {
+  if (typeof json !== 'string' && json !== undefined && !unparsed) {
+    throw new InvalidContentError('Content as bytes is only taken unparsed');
+  }
   checkDocId(doc.docId);
   const incomingRev = doc.rev;
   if (incomingRev === null || incomingRev === '') throw new InvalidContentError('A document from another replica must carry a revision');
@@ -253,8 +273,19 @@ function checkIncoming(doc: Document, json: string | undefined): { incoming: Doc
   return {
     incoming: doc as Document & { rev: string },
     incomingRev,
-    json: json !== undefined && doc.content !== null ? json : serializeContent(doc.content),
+    json: json !== undefined && (doc.content !== null || unparsed) ? json : serializeContent(doc.content),
   };
+}
+
+/**
+ * The content object of an incoming document, parsed from `json` on first use when it was handed over unparsed
+ * (`IncomingVersion.contentUnparsed`); a tombstone's is `null`.
+ */
+function contentOf(incoming: Document, json: StoredJson): JsonObject | null {
+  if (incoming.content === null && json !== null) {
+    incoming.content = parseJsonObject(typeof json === 'string' ? json : Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'));
+  }
+  return incoming.content;
 }
 
 function checkGeneration(generation: unknown): asserts generation is number {
@@ -505,7 +536,7 @@ export class LocalDatabase {
   }
 
   /** Write the current version of a document, its index rows and a transaction-log entry. */
-  private store(docId: string, exists: boolean, rev: string, json: string | null, content: JsonObject | null, syncable: boolean): void {
+  private store(docId: string, exists: boolean, rev: string, json: StoredJson, content: JsonObject | null, syncable: boolean): void {
     this.refreshIndexCache();
     this.storeWithCachedIndexes(docId, exists, rev, json, content, syncable);
   }
@@ -515,7 +546,7 @@ export class LocalDatabase {
    * write transaction it is in (no other connection can commit before that transaction ends).
    */
   private storeWithCachedIndexes(
-    docId: string, exists: boolean, rev: string, json: string | null, content: JsonObject | null, syncable: boolean,
+    docId: string, exists: boolean, rev: string, json: StoredJson, content: JsonObject | null, syncable: boolean,
   ): void {
     if (exists) {
       this.s.updateDoc.run(rev, json, syncable ? 1 : 0, docId);
@@ -970,7 +1001,7 @@ export class LocalDatabase {
       const states: PutDocState[] = [];
       for (const item of items) {
         checkGeneration(item.replicaGen);
-        const { incoming, incomingRev, json } = checkIncoming(item.doc, item.json);
+        const { incoming, incomingRev, json } = checkIncoming(item.doc, item.json, item.contentUnparsed === true);
         validateSource(known, item.replicaGen, item.replicaTransId);
         const state = this.applyIfNewer(incoming, incomingRev, json, saveConflict, noConflicts, item.knownAbsent === true);
         if (state === 'conflicted' && saveConflict) noConflicts = false;
@@ -986,7 +1017,7 @@ export class LocalDatabase {
   private applyIfNewer(
     incoming: Document & { rev: string },
     incomingRev: string,
-    json: string | null,
+    json: StoredJson,
     saveConflict: boolean,
     noConflicts: boolean,
     knownAbsent = false,
@@ -995,21 +1026,21 @@ export class LocalDatabase {
     if (cur === undefined || isNewer(incomingRev, cur.rev)) {
       this.pruneConflicts(incoming, noConflicts);
       const state = incoming.rev !== incomingRev ? 'superseded' : 'inserted';
-      this.storeWithCachedIndexes(incoming.docId, cur !== undefined, incoming.rev, json, incoming.content, incoming.syncable);
+      this.storeWithCachedIndexes(incoming.docId, cur !== undefined, incoming.rev, json, this.expressions.length > 0 ? contentOf(incoming, json) : null, incoming.syncable);
       return state;
     }
     if (incomingRev === cur.rev) return 'converged';
     if (isNewer(cur.rev, incomingRev)) return 'superseded';
-    if (sameContent(cur.content, incoming.content)) {
+    if (sameContent(cur.content, contentOf(incoming, json))) {
       incoming.rev = maximizeAndIncrement(this.replicaUid, incomingRev, cur.rev);
-      this.storeWithCachedIndexes(incoming.docId, true, incoming.rev, json, incoming.content, incoming.syncable);
+      this.storeWithCachedIndexes(incoming.docId, true, incoming.rev, json, this.expressions.length > 0 ? contentOf(incoming, json) : null, incoming.syncable);
       return 'superseded';
     }
     if (saveConflict) {
       this.pruneConflicts(incoming, noConflicts);
       this.s.insertConflict.run(incoming.docId, cur.rev, cur.content);
       incoming.hasConflicts = true;
-      this.storeWithCachedIndexes(incoming.docId, true, incoming.rev, json, incoming.content, incoming.syncable);
+      this.storeWithCachedIndexes(incoming.docId, true, incoming.rev, json, this.expressions.length > 0 ? contentOf(incoming, json) : null, incoming.syncable);
     }
     return 'conflicted';
   }
@@ -1289,8 +1320,9 @@ function prepareStatements(db: Database.Database) {
       'SELECT d.doc_id, d.doc_rev, d.content, d.syncable, EXISTS (SELECT 1 FROM conflicts c WHERE c.doc_id = d.doc_id) AS has_conflicts FROM document d',
     ),
     liveDocsAfter: db.prepare('SELECT rowid, doc_id, content FROM document WHERE rowid > ? AND content IS NOT NULL ORDER BY rowid LIMIT ?'),
-    insertDoc: db.prepare('INSERT INTO document (doc_id, doc_rev, content, syncable) VALUES (?, ?, ?, ?)'),
-    updateDoc: db.prepare('UPDATE document SET doc_rev = ?, content = ?, syncable = ? WHERE doc_id = ?'),
+    // Content is text; given as UTF-8 bytes (StoredJson), it is stored as text without being decoded first.
+    insertDoc: db.prepare('INSERT INTO document (doc_id, doc_rev, content, syncable) VALUES (?, ?, CAST(? AS TEXT), ?)'),
+    updateDoc: db.prepare('UPDATE document SET doc_rev = ?, content = CAST(? AS TEXT), syncable = ? WHERE doc_id = ?'),
     setSyncable: db.prepare('UPDATE document SET syncable = ? WHERE doc_id = ?'),
     deleteFields: db.prepare('DELETE FROM document_fields WHERE doc_id = ?'),
     insertField: db.prepare('INSERT INTO document_fields (doc_id, field_name, value) VALUES (?, ?, ?)'),

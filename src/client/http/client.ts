@@ -116,10 +116,11 @@ export interface HttpResponse {
   /** Response headers (lowercase names). */
   headers: Record<string, string | string[] | undefined>;
   /**
-   * The body as a byte stream. Iteration errors are raw transport errors: wrap them with {@link mapTransportError}.
-   * `readableLength`: bytes received and not read yet (0: the next read waits for the network).
+   * The body as a byte stream (iterate it, or read it through events). Its errors are raw transport errors: wrap
+   * them with {@link mapTransportError}. `readableLength`: bytes received and not read yet (0: the next read waits
+   * for the network).
    */
-  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown; readonly readableLength: number };
+  body: Readable;
   /** Read the whole body as UTF-8 text. */
   text(): Promise<string>;
   /** Read and parse the whole body as JSON. */

@@ -183,7 +183,9 @@ export function makeReplica(
     retryDelaysMs: [],
     ...opts.http,
   });
-  const sync = new Synchronizer({ db, http, uuid: user.uuid, remoteSecret: user.remoteSecret, ...opts.sync });
+  // sync-worker.test.ts runs the sync suite again with every download decoded on the worker thread.
+  const worker = process.env.SOLEDAD_TEST_DECODE_IN_WORKER === '1' ? { decodeInWorkerFrom: 0 } : {};
+  const sync = new Synchronizer({ db, http, uuid: user.uuid, remoteSecret: user.remoteSecret, ...worker, ...opts.sync });
   return {
     db,
     http,

@@ -1,0 +1,130 @@
+/**
+ * Body of the download-decoding worker thread (see {@link DecodeWorker} in `decode-worker.ts`): it receives a
+ * download response's bytes, splits and parses the sync stream, and verifies and decrypts each document with the
+ * same code the main thread would run. It answers with the documents' JSON texts as UTF-8 in one transferred
+ * buffer per answer (outside both threads' JavaScript heaps), or with the error each document raised. Nothing here
+ * touches the local database: that, and every decision about what to apply, stays on the main thread.
+ */
+import { parentPort } from 'node:worker_threads';
+import { DocKeys, decryptDocContentBytes, isRawEncrypted } from '../../common/crypto/doc-crypto.js';
+import { parseJsonObject } from '../../common/u1db/document.js';
+import { SyncGetResponseParser, type SyncGetItem } from '../../common/protocol/sync-stream.js';
+import { decodeIncoming, type ExternalDocPolicy } from './incoming.js';
+import { toThreadError, type FromWorker, type ToWorker, type WorkerItem } from './decode-protocol.js';
+
+interface Session {
+  readonly parser: SyncGetResponseParser;
+  readonly secret: Buffer;
+  readonly keys: DocKeys;
+  readonly allowExternal: ExternalDocPolicy;
+  failed: boolean;
+}
+
+const port = parentPort!;
+const sessions = new Map<number, Session>();
+
+/**
+ * Verify and decrypt the documents among `items`; their texts go into one buffer, in order. Content in this
+ * account's scheme is decrypted to bytes and copied as it is (checked to be UTF-8, and parsed once to check that it
+ * is a JSON object, as `decodeIncoming` does); anything else goes through `decodeIncoming` itself.
+ */
+function decode(s: Session, items: readonly SyncGetItem[]): { out: WorkerItem[]; texts: ArrayBuffer | null } {
+  const out: WorkerItem[] = [];
+  const plains: Buffer[] = [];
+  let total = 0;
+  for (const item of items) {
+    if (item.type === 'meta') {
+      out.push({ meta: item.meta });
+      continue;
+    }
+    const { id, rev, gen, trans_id, content } = item.entry;
+    const bytes = content === null ? 0 : content.length;
+    try {
+      let plain: Buffer | null;
+      if (content !== null && isRawEncrypted(content)) {
+        plain = decryptDocContentBytes(s.keys, id, rev, content);
+        try {
+          // Checked to be UTF-8 already: the bytes stored are the text parsed here.
+          parseJsonObject(plain.toString('utf8'));
+        } catch (err) {
+          plain.fill(0);
+          throw err;
+        }
+      } else {
+        const { json } = decodeIncoming(s.secret, item.entry, { allowExternal: s.allowExternal, docKeys: s.keys });
+        plain = json === null ? null : Buffer.from(json);
+      }
+      if (plain === null) {
+        out.push({ id, rev, gen, trans_id, bytes, start: -1, end: -1 });
+      } else {
+        out.push({ id, rev, gen, trans_id, bytes, start: total, end: total + plain.length });
+        plains.push(plain);
+        total += plain.length;
+      }
+    } catch (err) {
+      out.push({ id, rev, gen, trans_id, bytes, start: -1, end: -1, error: toThreadError(err) });
+    }
+  }
+  if (plains.length === 0) return { out, texts: null };
+  const texts = Buffer.allocUnsafeSlow(total);
+  let at = 0;
+  for (const plain of plains) {
+    texts.set(plain, at);
+    at += plain.length;
+    plain.fill(0);
+  }
+  return { out, texts: texts.buffer as ArrayBuffer };
+}
+
+function reply(message: FromWorker): void {
+  port.postMessage(message, message.texts === null ? [] : [message.texts]);
+}
+
+function close(id: number): void {
+  const s = sessions.get(id);
+  if (s === undefined) return;
+  sessions.delete(id);
+  s.keys.close();
+  s.secret.fill(0);
+}
+
+/** Parse one piece of the stream (or its end) and answer; a broken stream ends the session with its error. */
+function step(id: number, s: Session, consumed: number, parse: () => SyncGetItem[], last: boolean): void {
+  if (s.failed) {
+    reply({ id, items: [], texts: null, consumed, done: false });
+    return;
+  }
+  let items: SyncGetItem[];
+  try {
+    items = parse();
+  } catch (err) {
+    s.failed = true;
+    reply({ id, items: [], texts: null, consumed, done: true, error: toThreadError(err) });
+    return;
+  }
+  const { out, texts } = decode(s, items);
+  reply({ id, items: out, texts, consumed, done: last });
+}
+
+port.on('message', (m: ToWorker) => {
+  if (m.t === 'open') {
+    const secret = Buffer.from(m.secret);
+    m.secret.fill(0);
+    sessions.set(m.id, {
+      parser: new SyncGetResponseParser(), secret, keys: new DocKeys(secret), allowExternal: m.allowExternal,
+      failed: false,
+    });
+    return;
+  }
+  if (m.t === 'close') {
+    close(m.id);
+    return;
+  }
+  const s = sessions.get(m.id);
+  // A closed session: its remaining input is dropped (the main thread no longer listens).
+  if (s === undefined) return;
+  if (m.t === 'data') step(m.id, s, m.buf.byteLength, () => s.parser.push(new Uint8Array(m.buf)), false);
+  else step(m.id, s, 0, () => s.parser.end(), true);
+});
+
+port.postMessage({ id: 0, items: [], texts: null, consumed: 0, done: false, ready: true } satisfies FromWorker);
