@@ -14,6 +14,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { SyncGetMeta } from '../../common/protocol/sync-stream.js';
+import { RetriableTransferError } from '../../common/errors.js';
 import { fromThreadError, type FromWorker, type ThreadError, type ToWorker, type WorkerDoc } from './decode-protocol.js';
 import type { ExternalDocPolicy } from './incoming.js';
 
@@ -41,6 +42,11 @@ function workerSource(): string {
     return `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`;
   }
   return `import(${JSON.stringify(new URL('./decode-worker-main.js', here).href)})`;
+}
+
+/** The download failed because the worker thread exited: the next sync decodes on the main thread. */
+function workerStoppedError(): Error {
+  return new RetriableTransferError('The download\'s decoding thread stopped; the next sync decodes on the main thread');
 }
 
 /** The process's decoding worker. */
@@ -119,7 +125,7 @@ export class DecodeWorker {
   }
 
   private post(msg: ToWorker, transfer: ArrayBuffer[] = []): void {
-    if (this.worker === null) throw new Error('The decoding worker stopped');
+    if (this.worker === null) throw workerStoppedError();
     this.worker.postMessage(msg, transfer);
   }
 
@@ -250,7 +256,7 @@ export class DecodeSession {
 
   /** @internal The worker thread exited or crashed. */
   workerStopped(): void {
-    this.fault(new Error('The decoding worker stopped'));
+    this.fault(workerStoppedError());
     this.finished = true;
     this.signal();
   }

@@ -5,8 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { Worker } from 'node:worker_threads';
+import { RetriableTransferError } from '../../../src/common/errors.js';
 import { DecodeWorker } from '../../../src/client/sync/decode-worker.js';
 import { DEFAULT_DECODE_IN_WORKER_FROM } from '../../../src/client/sync/synchronizer.js';
+import { startNetProxy } from '../../reliability/net-proxy.js';
 import { cleanupReplicas, makeReplica, makeUser, startTestServer, type TestServer } from './harness.js';
 
 process.env.SOLEDAD_TEST_DECODE_IN_WORKER = '1';
@@ -72,6 +75,37 @@ describe('sync: decoding on the worker thread', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  // Last: it stops the shared worker (a new one is started for whatever runs after it).
+  it('a worker that dies mid-download fails the sync as retriable; the prefix stays, the next sync completes here', async () => {
+    const user = await makeUser(server);
+    const proxy = await startNetProxy(server.port);
+    const a = makeReplica(server, user);
+    const b = makeReplica(server, user, { url: proxy.url });
+    try {
+      for (let i = 0; i < 40; i++) a.db.createDoc({ i, pad: 'p'.repeat(20_000) });
+      await a.sync.sync();
+      proxy.stallAfter('down', 400_000);
+      const rejected = assert.rejects(b.sync.sync(), RetriableTransferError);
+      const deadline = Date.now() + 10_000;
+      while (b.db.getGeneration() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(b.db.getGeneration() > 0, 'documents decoded before the worker died are applied');
+      await (DecodeWorker.shared() as unknown as { worker: Worker }).worker.terminate();
+      await rejected;
+      const kept = b.db.getGeneration();
+      assert.ok(kept > 0 && kept < 40, `documents kept: ${kept}`);
+      proxy.reset();
+      await b.sync.sync();
+      assert.equal(b.sync.lastStats()!.decodedInWorker, false);
+      assert.equal(b.db.getGeneration(), 40, 'each document arrived exactly once');
+      assert.deepEqual(b.db.getAllDocs().docs.map((d) => d.content), a.db.getAllDocs().docs.map((d) => d.content));
+    } finally {
+      await a.close();
+      await b.close();
+      await proxy.close().catch(() => undefined);
+      (DecodeWorker as unknown as { instance: DecodeWorker | undefined }).instance = undefined;
     }
   });
 });
