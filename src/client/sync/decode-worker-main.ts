@@ -6,10 +6,9 @@
  * touches the local database: that, and every decision about what to apply, stays on the main thread.
  */
 import { parentPort } from 'node:worker_threads';
-import { DocKeys, decryptDocContentBytes, isRawEncrypted } from '../../common/crypto/doc-crypto.js';
-import { parseJsonObject } from '../../common/u1db/document.js';
+import { DocKeys } from '../../common/crypto/doc-crypto.js';
 import { SyncGetResponseParser, type SyncGetItem } from '../../common/protocol/sync-stream.js';
-import { decodeIncoming, type ExternalDocPolicy } from './incoming.js';
+import { decodeIncomingBytes, type ExternalDocPolicy } from './incoming.js';
 import { toThreadError, type FromWorker, type ToWorker, type WorkerItem } from './decode-protocol.js';
 
 interface Session {
@@ -23,11 +22,7 @@ interface Session {
 const port = parentPort!;
 const sessions = new Map<number, Session>();
 
-/**
- * Verify and decrypt the documents among `items`; their texts go into one buffer, in order. Content in this
- * account's scheme is decrypted to bytes and copied as it is (checked to be UTF-8, and parsed once to check that it
- * is a JSON object, as `decodeIncoming` does); anything else goes through `decodeIncoming` itself.
- */
+/** Verify and decrypt the documents among `items` (`decodeIncomingBytes`); their texts go into one buffer, in order. */
 function decode(s: Session, items: readonly SyncGetItem[]): { out: WorkerItem[]; texts: ArrayBuffer | null } {
   const out: WorkerItem[] = [];
   const plains: Buffer[] = [];
@@ -40,20 +35,7 @@ function decode(s: Session, items: readonly SyncGetItem[]): { out: WorkerItem[];
     const { id, rev, gen, trans_id, content } = item.entry;
     const bytes = content === null ? 0 : content.length;
     try {
-      let plain: Buffer | null;
-      if (content !== null && isRawEncrypted(content)) {
-        plain = decryptDocContentBytes(s.keys, id, rev, content);
-        try {
-          // Checked to be UTF-8 already: the bytes stored are the text parsed here.
-          parseJsonObject(plain.toString('utf8'));
-        } catch (err) {
-          plain.fill(0);
-          throw err;
-        }
-      } else {
-        const { json } = decodeIncoming(s.secret, item.entry, { allowExternal: s.allowExternal, docKeys: s.keys });
-        plain = json === null ? null : Buffer.from(json);
-      }
+      const plain = decodeIncomingBytes(s.secret, item.entry, { allowExternal: s.allowExternal, docKeys: s.keys });
       if (plain === null) {
         out.push({ id, rev, gen, trans_id, bytes, start: -1, end: -1 });
       } else {

@@ -8,8 +8,8 @@
  * as UTF-8 in one transferred buffer, which it stores without decoding, so the two halves of the work run side by
  * side on a machine's two cores. It pays from a few dozen documents on: see `DEFAULT_DECODE_IN_WORKER_FROM`.
  *
- * One worker serves the whole process, started when the first synchronizer is created so that it has loaded by
- * the time a download begins. If it cannot start, downloads are decoded on the main thread by the same code. The
+ * One worker serves the whole process, started by its first sync so that it loads while the sync's first steps
+ * run. If it cannot start, downloads are decoded on the main thread by the same code. The
  * worker holds the remote secret of a download only while that download runs, and zeroes it.
  */
 import { Worker } from 'node:worker_threads';

@@ -6,6 +6,7 @@ import { RollbackError, TamperedDocumentError } from '../../common/errors.js';
 import {
   DocKeys,
   decryptDocContent,
+  decryptDocContentBytes,
   decryptLegacyDoc,
   isLegacyEncrypted,
   isRawEncrypted,
@@ -76,6 +77,30 @@ export function decodeIncoming(
       : 'The server sent an unencrypted document');
   }
   return { doc: new Document(entry.id, entry.rev, obj), kind: 'external', json: entry.content };
+}
+
+/**
+ * {@link decodeIncoming} for a caller that stores the text as it is (the download worker): the content's JSON text
+ * as UTF-8 bytes in a buffer of its own, which the caller zeroes when done; `null` for a tombstone. It makes the
+ * same checks and throws the same errors. Content in this account's scheme is decrypted straight to bytes (checked
+ * to be UTF-8 and parsed once to check that it is a JSON object) instead of going through a string and back.
+ *
+ * @example
+ * const plain = decodeIncomingBytes(remoteSecret, entry, { docKeys });
+ */
+export function decodeIncomingBytes(remoteSecret: Buffer, entry: SyncGetEntry, opts: DecodeOptions = {}): Buffer | null {
+  if (entry.content !== null && isRawEncrypted(entry.content)) {
+    const plain = decryptDocContentBytes(opts.docKeys ?? remoteSecret, entry.id, entry.rev, entry.content);
+    try {
+      parseJsonObject(plain.toString('utf8'));
+    } catch (err) {
+      plain.fill(0);
+      throw err;
+    }
+    return plain;
+  }
+  const { json } = decodeIncoming(remoteSecret, entry, opts);
+  return json === null ? null : Buffer.from(json);
 }
 
 function decryptRaw(

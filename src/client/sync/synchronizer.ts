@@ -178,8 +178,8 @@ export interface SynchronizerOptions {
   /**
    * Downloads that may bring at least this many documents (the server's generation minus the one last seen) are
    * parsed and decrypted on a worker thread while this thread writes to the database; default
-   * {@link DEFAULT_DECODE_IN_WORKER_FROM}, `Infinity` never. The worker is shared by the process and started with
-   * the first synchronizer that may use it. If it cannot run, downloads are decoded on this thread.
+   * {@link DEFAULT_DECODE_IN_WORKER_FROM}, `Infinity` never. The worker is shared by the process and started by
+   * its first sync that may use it. If it cannot run, downloads are decoded on this thread.
    */
   decodeInWorkerFrom?: number;
 }
@@ -286,8 +286,6 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     this.onProgress = opts.onProgress;
     this.bulkWriteMinBytes = opts.bulkWriteMinBytes ?? DEFAULT_BULK_WRITE_MIN_BYTES;
     this.decodeInWorkerFrom = opts.decodeInWorkerFrom ?? DEFAULT_DECODE_IN_WORKER_FROM;
-    // Started now, so that it has loaded by the time a download needs it.
-    if (Number.isFinite(this.decodeInWorkerFrom)) DecodeWorker.shared();
   }
 
   /** True while a sync of this local database runs (started by any synchronizer). */
@@ -315,6 +313,9 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
   }
 
   private async run(opts: SyncOptions): Promise<number> {
+    // The decoding worker loads while the info and upload steps run (once per process; not when a database is
+    // only opened, e.g. by a command that never syncs).
+    if (Number.isFinite(this.decodeInWorkerFrom)) DecodeWorker.shared();
     const signal = opts.signal;
     const syncId = randomUUID();
     const t0 = performance.now();

@@ -9,7 +9,7 @@ import {
   RollbackError,
   TamperedDocumentError,
 } from '../../../src/common/errors.js';
-import { assertNotRollback, decodeIncoming } from '../../../src/client/sync/incoming.js';
+import { assertNotRollback, decodeIncoming, decodeIncomingBytes } from '../../../src/client/sync/incoming.js';
 
 const secret = randomBytes(512);
 const entry = (id: string, rev: string, content: string | null) => ({ id, rev, gen: 1, trans_id: 'T-1', content });
@@ -78,6 +78,26 @@ describe('decodeIncoming', () => {
     for (const allowExternal of [true, 'encrypted', false] as const) {
       assert.throws(() => decodeIncoming(secret, entry('D-1', 'a:1', tampered), { allowExternal }), MacMismatchError);
     }
+  });
+});
+
+describe('decodeIncomingBytes', () => {
+  it('answers the same text as decodeIncoming, as UTF-8, for every kind of content, and refuses the same', () => {
+    const ours = encryptDocContent(secret, 'D-1', 'a:1', '{"x": "h\u00e9"}');
+    const legacy = JSON.stringify(encryptLegacyDoc(secret, 'D-1', 'a:1', '{"old": true}'));
+    const external = '{"raw": "EzcC-not-ours", "incoming": true}';
+    for (const content of [ours, legacy, external]) {
+      const e = entry('D-1', 'a:1', content);
+      assert.deepEqual(decodeIncomingBytes(secret, e), Buffer.from(decodeIncoming(secret, e).json!));
+    }
+    assert.equal(decodeIncomingBytes(secret, entry('D-1', 'a:2', null)), null);
+
+    const other = encryptDocContent(secret, 'D-2', 'a:1', '{"x": 1}');
+    assert.throws(() => decodeIncomingBytes(secret, entry('D-1', 'a:1', other)), TamperedDocumentError);
+    const notObject = encryptDocContent(secret, 'D-1', 'a:1', '[1, 2]');
+    assert.throws(() => decodeIncomingBytes(secret, entry('D-1', 'a:1', notObject)), InvalidJSONError);
+    assert.throws(() => decodeIncomingBytes(secret, entry('D-1', 'a:1', '{"subject": "pay here"}')), TamperedDocumentError);
+    assert.throws(() => decodeIncomingBytes(secret, entry('D-1', 'a:1', external), { allowExternal: false }), TamperedDocumentError);
   });
 });
 
