@@ -818,6 +818,8 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     session.end();
     while (!session.done) {
       drain();
+      // The last (often the largest) document is still being decoded: write what came before it meanwhile.
+      if (!session.hasNews) idle();
       await session.progress();
     }
     drain();
