@@ -29,6 +29,8 @@ export interface WorkerDoc {
   readonly end: number;
   /** Set when the document failed verification (then `start` and `end` mean nothing). */
   readonly error?: ThreadError;
+  /** Set when it was decrypted while its bytes were still arriving (a large document). */
+  readonly whileArriving?: true;
 }
 
 /** One item of a response, in stream order. */

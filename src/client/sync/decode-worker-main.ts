@@ -6,13 +6,22 @@
  * touches the local database: that, and every decision about what to apply, stays on the main thread.
  */
 import { parentPort } from 'node:worker_threads';
-import { DocKeys } from '../../common/crypto/doc-crypto.js';
-import { SyncGetResponseParser, type SyncGetItem } from '../../common/protocol/sync-stream.js';
-import { decodeIncomingBytes, type ExternalDocPolicy } from './incoming.js';
+import { DocContentStream, DocKeys } from '../../common/crypto/doc-crypto.js';
+import { SyncGetResponseParser, type SyncGetParsed } from '../../common/protocol/sync-stream.js';
+import { acceptDecrypted, decodeIncomingBytes, type ExternalDocPolicy } from './incoming.js';
 import { toThreadError, type FromWorker, type ToWorker, type WorkerItem } from './decode-protocol.js';
 
+/**
+ * A content line that reaches this many bytes before it ends is decrypted while the rest of it arrives
+ * (`DocContentStream`): when its last byte comes, only the tag check and the JSON check are left, instead of the
+ * whole decoding of a large document holding up the end of the download.
+ */
+const STREAM_CONTENT_FROM = 256 * 1024;
+
+type Item = SyncGetParsed<Buffer>;
+
 interface Session {
-  readonly parser: SyncGetResponseParser;
+  readonly parser: SyncGetResponseParser<Buffer>;
   readonly secret: Buffer;
   readonly keys: DocKeys;
   readonly allowExternal: ExternalDocPolicy;
@@ -23,7 +32,7 @@ const port = parentPort!;
 const sessions = new Map<number, Session>();
 
 /** Verify and decrypt the documents among `items` (`decodeIncomingBytes`); their texts go into one buffer, in order. */
-function decode(s: Session, items: readonly SyncGetItem[]): { out: WorkerItem[]; texts: ArrayBuffer | null } {
+function decode(s: Session, items: readonly Item[]): { out: WorkerItem[]; texts: ArrayBuffer | null } {
   const out: WorkerItem[] = [];
   const plains: Buffer[] = [];
   let total = 0;
@@ -32,14 +41,18 @@ function decode(s: Session, items: readonly SyncGetItem[]): { out: WorkerItem[];
       out.push({ meta: item.meta });
       continue;
     }
-    const { id, rev, gen, trans_id, content } = item.entry;
-    const bytes = content === null ? 0 : content.length;
+    const { id, rev, gen, trans_id } = item.type === 'doc' ? item.entry : item.info;
+    const bytes = item.type === 'doc' ? (item.entry.content === null ? 0 : item.entry.content.length) : item.contentBytes;
     try {
-      const plain = decodeIncomingBytes(s.secret, item.entry, { allowExternal: s.allowExternal, docKeys: s.keys });
+      const plain = item.type === 'streamed' ? acceptDecrypted(item.result)
+        : decodeIncomingBytes(s.secret, item.entry, { allowExternal: s.allowExternal, docKeys: s.keys });
       if (plain === null) {
         out.push({ id, rev, gen, trans_id, bytes, start: -1, end: -1 });
       } else {
-        out.push({ id, rev, gen, trans_id, bytes, start: total, end: total + plain.length });
+        out.push({
+          id, rev, gen, trans_id, bytes, start: total, end: total + plain.length,
+          ...(item.type === 'streamed' ? { whileArriving: true } : {}),
+        });
         plains.push(plain);
         total += plain.length;
       }
@@ -66,17 +79,18 @@ function close(id: number): void {
   const s = sessions.get(id);
   if (s === undefined) return;
   sessions.delete(id);
+  s.parser.close();
   s.keys.close();
   s.secret.fill(0);
 }
 
 /** Parse one piece of the stream (or its end) and answer; a broken stream ends the session with its error. */
-function step(id: number, s: Session, consumed: number, parse: () => SyncGetItem[], last: boolean): void {
+function step(id: number, s: Session, consumed: number, parse: () => Item[], last: boolean): void {
   if (s.failed) {
     reply({ id, items: [], texts: null, consumed, done: false });
     return;
   }
-  let items: SyncGetItem[];
+  let items: Item[];
   try {
     items = parse();
   } catch (err) {
@@ -92,10 +106,11 @@ port.on('message', (m: ToWorker) => {
   if (m.t === 'open') {
     const secret = Buffer.from(m.secret);
     m.secret.fill(0);
-    sessions.set(m.id, {
-      parser: new SyncGetResponseParser(), secret, keys: new DocKeys(secret), allowExternal: m.allowExternal,
-      failed: false,
+    const keys = new DocKeys(secret);
+    const parser = new SyncGetResponseParser<Buffer>({
+      streamContent: { minBytes: STREAM_CONTENT_FROM, open: (info) => new DocContentStream(keys, info.id, info.rev) },
     });
+    sessions.set(m.id, { parser, secret, keys, allowExternal: m.allowExternal, failed: false });
     return;
   }
   if (m.t === 'close') {

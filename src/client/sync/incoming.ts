@@ -90,17 +90,28 @@ export function decodeIncoming(
  */
 export function decodeIncomingBytes(remoteSecret: Buffer, entry: SyncGetEntry, opts: DecodeOptions = {}): Buffer | null {
   if (entry.content !== null && isRawEncrypted(entry.content)) {
-    const plain = decryptDocContentBytes(opts.docKeys ?? remoteSecret, entry.id, entry.rev, entry.content);
-    try {
-      parseJsonObject(plain.toString('utf8'));
-    } catch (err) {
-      plain.fill(0);
-      throw err;
-    }
-    return plain;
+    return acceptDecrypted(decryptDocContentBytes(opts.docKeys ?? remoteSecret, entry.id, entry.rev, entry.content));
   }
   const { json } = decodeIncoming(remoteSecret, entry, opts);
   return json === null ? null : Buffer.from(json);
+}
+
+/**
+ * The last check of a current-scheme document's decrypted bytes (already known to be UTF-8): they must be a JSON
+ * object. Answers them, or zeroes them and throws `InvalidJSONError`. For plaintext decrypted elsewhere, as
+ * `DocContentStream` does while a large document arrives.
+ *
+ * @example
+ * const plain = acceptDecrypted(stream.finish(content)!);
+ */
+export function acceptDecrypted(plain: Buffer): Buffer {
+  try {
+    parseJsonObject(plain.toString('utf8'));
+  } catch (err) {
+    plain.fill(0);
+    throw err;
+  }
+  return plain;
 }
 
 function decryptRaw(

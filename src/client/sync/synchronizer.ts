@@ -19,13 +19,13 @@ import {
   InvalidTransactionIdError,
   RollbackError,
 } from '../../common/errors.js';
-import { DocKeys, encryptDocContent } from '../../common/crypto/doc-crypto.js';
+import { DocKeys, encryptDocContentBytes, encryptedContentLength } from '../../common/crypto/doc-crypto.js';
 import {
   SyncGetResponseParser,
   type SyncGetEntry,
   type SyncGetItem,
   type SyncHeader,
-  type SyncPutEntry,
+  type SyncPutEntryOut,
   type SyncPutResponse,
 } from '../../common/protocol/sync-stream.js';
 import { Document } from '../../common/u1db/document.js';
@@ -145,6 +145,11 @@ export interface SyncStats {
   recordedWithTarget: boolean;
   /** True when the download was parsed and decrypted on the worker thread (see `decodeInWorkerFrom`). */
   decodedInWorker: boolean;
+  /**
+   * Documents the worker decrypted while their bytes were still arriving (large ones): only the checks of their
+   * end were left when their last byte came.
+   */
+  docsDecodedWhileArriving: number;
 }
 
 /** Options of {@link Synchronizer}. */
@@ -197,11 +202,6 @@ export interface SynchronizerEvents {
 
 /** Syncs in flight, per local database: one at a time, callers arriving meanwhile share its result. */
 const running = new WeakMap<LocalDatabase, Promise<number>>();
-
-/** Size on the wire of `{"raw": "<736 preamble chars> <b64u(ct‖tag)>"}` for `n` plaintext bytes. */
-function encryptedLength(n: number): number {
-  return 9 + 736 + 1 + 4 * Math.ceil((n + 16) / 3) + 2;
-}
 
 interface Planned {
   docId: string;
@@ -324,7 +324,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
       targetReplicaUid: null, localGenerationBefore: this.db.getGenerationInfo().generation, localGenerationAfter: 0,
       targetGenerationBefore: 0, targetGenerationAfter: 0, docsSent: 0, batches: 0, docsReceived: 0,
       docsInserted: 0, docsConflicted: 0, bytesSent: 0, bytesReceived: 0, recordedWithTarget: false,
-      decodedInWorker: false,
+      decodedInWorker: false, docsDecodedWhileArriving: 0,
     };
     this.stats = stats;
     const progress: SyncProgress = {
@@ -451,7 +451,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
       };
       const docsBefore = progress.docsSent;
       const bytesBefore = progress.bytesSent;
-      const entries = (): Iterable<SyncPutEntry> => {
+      const entries = (): Iterable<SyncPutEntryOut> => {
         // A retried attempt starts over: count its documents and bytes once.
         progress.docsSent = docsBefore;
         progress.bytesSent = bytesBefore;
@@ -531,7 +531,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
         // Re-checked here: a document made private after `whatsChanged` still never leaves the device.
         if (doc === undefined || !doc.syncable) continue;
         const plaintext = doc.json;
-        const content = plaintext === null ? 0 : encryptedLength(plaintext.length);
+        const content = plaintext === null ? 0 : encryptedContentLength(plaintext.length);
         // Raw content line + meta line (without the content, see encodeSyncPut) + framing.
         const size = content + doc.docId.length + doc.rev.length + 160;
         if (batch.length > 0 && (batch.length >= this.maxBatchDocs || bytes + size > this.maxBatchBytes)) {
@@ -547,11 +547,11 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
   }
 
   /** The wire entries of one batch; each document is encrypted only when the stream asks for it. */
-  private *encryptBatch(batch: readonly Planned[], keys: DocKeys, onDoc: () => void): Generator<SyncPutEntry> {
+  private *encryptBatch(batch: readonly Planned[], keys: DocKeys, onDoc: () => void): Generator<SyncPutEntryOut> {
     let idx = 0;
     for (const { docId, rev, change, plaintext } of batch) {
       idx += 1;
-      const content = plaintext === null ? null : encryptDocContent(keys, docId, rev, plaintext);
+      const content = plaintext === null ? null : encryptDocContentBytes(keys, docId, rev, plaintext);
       onDoc();
       yield {
         id: docId, rev, content, gen: change.generation, trans_id: change.transactionId,
@@ -666,6 +666,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
           continue;
         }
         const entry = 'entry' in item ? item.entry : item.doc;
+        if ('whileArriving' in entry) stats.docsDecodedWhileArriving += 1;
         // A document listed twice is checked against its first version applied.
         if (pendingIds.has(entry.id)) apply();
         pending.push(entry);

@@ -15,7 +15,7 @@ import {
   parseSyncPutResponse,
   type SyncHeader,
   type SyncInfo,
-  type SyncPutEntry,
+  type SyncPutEntryOut,
   type SyncPutResponse,
 } from '../../common/protocol/sync-stream.js';
 import type { HttpClient, HttpResponse } from '../http/client.js';
@@ -48,11 +48,11 @@ export class HttpSyncTarget {
   /**
    * `POST …/sync-from/<src>` with `application/x-soledad-sync-put`: upload one batch. `entries` is called once per
    * attempt (a 503 is retried), and its documents are serialized and streamed as the socket takes them. Their
-   * contents must be `encryptDocContent` ciphertext (or null): they are not scanned for line breaks.
+   * contents must be `encryptDocContent(Bytes)` ciphertext (or null): they are not scanned for line breaks.
    */
   async putBatch(
     header: SyncHeader,
-    entries: () => Iterable<SyncPutEntry>,
+    entries: () => Iterable<SyncPutEntryOut>,
     opts: { signal?: AbortSignal; onBytes?: (n: number) => void } = {},
   ): Promise<SyncPutResponse> {
     const res = await this.http.request({

@@ -4,7 +4,7 @@
  * rev "ImmutableRevision". Memory use is bounded by one chunk plus the 16-byte tag held back.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import type { CipherGCM, DecipherGCM } from 'node:crypto';
+import type { CipherGCM } from 'node:crypto';
 import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import {
@@ -16,6 +16,7 @@ import {
 } from '../errors.js';
 import { b64uDecode, b64uEncode } from './base64.js';
 import { checkPreamble, deriveDocKey } from './doc-crypto.js';
+import { GCM_TAG_LENGTH as TAG_LENGTH, TrailingTagDecipher } from './gcm-tail.js';
 import {
   EncMethod,
   EncScheme,
@@ -29,7 +30,6 @@ import type { Preamble } from './preamble.js';
 
 /** The fixed revision bound into every blob's preamble. */
 export const BLOB_REV = 'ImmutableRevision';
-const TAG_LENGTH = 16;
 const IV_LENGTH = 16;
 const SPACE = 0x20;
 /** Longest header we wait for before deciding the input is not a blob: B64U(552 bytes) plus the space. */
@@ -126,9 +126,8 @@ export interface DecryptBlobOptions {
  */
 export function decryptBlobStream(remoteSecret: Buffer, blobId: string, opts: DecryptBlobOptions = {}): Transform {
   let header: Buffer | null = Buffer.alloc(0);
-  let decipher: DecipherGCM | null = null;
+  let decipher: TrailingTagDecipher | null = null;
   let passthrough = false;
-  let tail = Buffer.alloc(0);
 
   const startBody = (headerText: Buffer): void => {
     const raw = b64uDecode(headerText.toString('latin1'), InvalidPreambleError);
@@ -141,29 +140,18 @@ export function decryptBlobStream(remoteSecret: Buffer, blobId: string, opts: De
     checkPreamble(preamble, blobId, BLOB_REV);
     opts.onPreamble?.(preamble);
     const key = deriveDocKey(remoteSecret, blobId);
-    decipher = createDecipheriv('aes-256-gcm', key, preamble.iv, { authTagLength: TAG_LENGTH });
+    const gcm = createDecipheriv('aes-256-gcm', key, preamble.iv, { authTagLength: TAG_LENGTH });
     key.fill(0);
-    decipher.setAAD(raw);
+    gcm.setAAD(raw);
+    decipher = new TrailingTagDecipher(gcm);
   };
 
-  // Feeds ciphertext while always keeping the last 16 bytes back: they may be the tag.
   const body = (stream: Transform, chunk: Buffer): void => {
     if (passthrough) {
       if (chunk.length > 0) stream.push(chunk);
       return;
     }
-    const d = decipher!;
-    if (chunk.length >= TAG_LENGTH) {
-      if (tail.length > 0) stream.push(d.update(tail));
-      const cut = chunk.length - TAG_LENGTH;
-      if (cut > 0) stream.push(d.update(chunk.subarray(0, cut)));
-      tail = Buffer.from(chunk.subarray(cut));
-    } else {
-      const joined = Buffer.concat([tail, chunk]);
-      const cut = Math.max(0, joined.length - TAG_LENGTH);
-      if (cut > 0) stream.push(d.update(joined.subarray(0, cut)));
-      tail = joined.subarray(cut);
-    }
+    for (const plain of decipher!.update(chunk)) stream.push(plain);
   };
 
   return new Transform({
@@ -198,17 +186,11 @@ export function decryptBlobStream(remoteSecret: Buffer, blobId: string, opts: De
         cb();
         return;
       }
-      if (tail.length < TAG_LENGTH) {
-        cb(new MacMismatchError('Blob ended before its authentication tag'));
-        return;
-      }
-      const d = decipher!;
-      d.setAuthTag(tail);
       try {
-        const rest = d.final();
+        const rest = decipher!.final('Blob');
         cb(null, rest.length > 0 ? rest : undefined);
       } catch (err) {
-        cb(new MacMismatchError(undefined, { cause: err }));
+        cb(toError(err));
       }
     },
   });

@@ -18,10 +18,12 @@ import {
   EncScheme,
   MAGIC,
   contentSizeFor,
+  PREAMBLE_B64_LENGTH,
   decodePreamble,
   encodePreamble,
   pascalValue,
 } from './preamble.js';
+import { TrailingTagDecipher } from './gcm-tail.js';
 import type { Preamble } from './preamble.js';
 
 /** Bytes of `remote_secret` reserved for the legacy MAC key; the rest keys documents. */
@@ -105,18 +107,16 @@ function freshIv(): Buffer {
   return iv;
 }
 
-/**
- * Encrypt a document's JSON for the server: `{"raw": "<B64U(preamble)> <B64U(ct‖tag)>"}` with AES-256-GCM,
- * a random 16-byte IV and the raw preamble as AAD, byte-identical in shape to what Soledad 0.10 sends. The JSON
- * may be given as text or as its UTF-8 bytes (which are read, not changed).
- *
- * @example
- * const content = encryptDocContent(secret, 'D-1', 'replica:1', '{"a": 1}');
- * // content.startsWith('{"raw": "EzcB') === true
- */
-export function encryptDocContent(
-  remoteSecret: Buffer | DocKeys, docId: string, rev: string, plaintextJson: string | Uint8Array,
-): string {
+/** The preamble and the ciphertext of a document, in two pieces whose base64 texts join into the whole's. */
+interface Sealed {
+  preamble: Buffer;
+  /** The first bytes of ciphertext, a multiple of 3 of them. */
+  head: Buffer;
+  /** The rest of the ciphertext and the tag. */
+  tail: Buffer;
+}
+
+function seal(remoteSecret: Buffer | DocKeys, docId: string, rev: string, plaintextJson: string | Uint8Array): Sealed {
   // Text is encoded into a buffer of our own, zeroed at the end; the caller's bytes are left as they are.
   const own = typeof plaintextJson === 'string';
   const plaintext = own ? Buffer.from(plaintextJson, 'utf8')
@@ -140,7 +140,56 @@ export function encryptDocContent(
   const head = cipher.update(plaintext.subarray(0, aligned));
   const tail = Buffer.concat([cipher.update(plaintext.subarray(aligned)), cipher.final(), cipher.getAuthTag()]);
   if (own) plaintext.fill(0);
+  return { preamble, head, tail };
+}
+
+/**
+ * Encrypt a document's JSON for the server: `{"raw": "<B64U(preamble)> <B64U(ct‖tag)>"}` with AES-256-GCM,
+ * a random 16-byte IV and the raw preamble as AAD, byte-identical in shape to what Soledad 0.10 sends. The JSON
+ * may be given as text or as its UTF-8 bytes (which are read, not changed).
+ *
+ * @example
+ * const content = encryptDocContent(secret, 'D-1', 'replica:1', '{"a": 1}');
+ * // content.startsWith('{"raw": "EzcB') === true
+ */
+export function encryptDocContent(
+  remoteSecret: Buffer | DocKeys, docId: string, rev: string, plaintextJson: string | Uint8Array,
+): string {
+  const { preamble, head, tail } = seal(remoteSecret, docId, rev, plaintextJson);
   return `${RAW_PREFIX}${b64uEncode(preamble)} ${b64uEncode(head)}${b64uEncode(tail)}"}`;
+}
+
+/** Length of {@link encryptDocContent}'s text (all ASCII) for a plaintext of `n` bytes. */
+export function encryptedContentLength(n: number): number {
+  return RAW_PREFIX.length + PREAMBLE_B64_LENGTH + 1 + 4 * Math.ceil((n + TAG_LENGTH) / 3) + 2;
+}
+
+/** Ciphertext bytes encoded to base64 at a time: a multiple of 3, and texts small enough to die young. */
+const B64_SLICE_BYTES = 48 * 1024;
+
+/**
+ * {@link encryptDocContent}, answering the same text as ASCII bytes in a buffer of its own. A large document's
+ * base64 is written a slice at a time: no text as long as the document is ever made (such texts live in the
+ * garbage collector's old space, and an upload made several of each).
+ *
+ * @example
+ * const bytes = encryptDocContentBytes(keys, 'D-1', 'replica:1', plaintext); // bytes.toString() === the text
+ */
+export function encryptDocContentBytes(
+  remoteSecret: Buffer | DocKeys, docId: string, rev: string, plaintextJson: string | Uint8Array,
+): Buffer {
+  const { preamble, head, tail } = seal(remoteSecret, docId, rev, plaintextJson);
+  const out = Buffer.allocUnsafe(encryptedContentLength(head.length + tail.length - TAG_LENGTH));
+  let at = out.write(RAW_PREFIX, 0, 'latin1');
+  at += out.write(b64uEncode(preamble), at, 'latin1');
+  out[at++] = 0x20;
+  for (let i = 0; i < head.length; i += B64_SLICE_BYTES) {
+    at += out.write(head.toString('base64url', i, Math.min(head.length, i + B64_SLICE_BYTES)), at, 'latin1');
+  }
+  at += out.write(b64uEncode(tail), at, 'latin1');
+  at += out.write('"}', at, 'latin1');
+  if (at !== out.length) throw new Error(`encrypted content length ${at} is not the expected ${out.length}`);
+  return out;
 }
 
 /** Whether `content` is a current-scheme symmetric document (the real client's own test). */
@@ -259,6 +308,164 @@ export function decryptDocContentBytes(remoteSecret: Buffer | DocKeys, docId: st
   } catch (err) {
     if (err instanceof SoledadError) throw err;
     throw new InvalidPreambleError('Malformed encrypted content', { cause: err });
+  }
+}
+
+const RAW_PREFIX_BYTES = Buffer.from(RAW_PREFIX, 'latin1');
+/** `{"raw": "` + B64U(current preamble) + the space: what must arrive before the first byte can be deciphered. */
+const STREAM_HEAD_BYTES = RAW_PREFIX_BYTES.length + PREAMBLE_B64_LENGTH + 1;
+const QUOTE = 0x22;
+const EQUALS = 0x3d;
+/** What ends {@link encryptDocContent}'s text after the base64: `"}`. */
+const RAW_SUFFIX = Buffer.from('"}', 'latin1');
+
+/**
+ * Decrypts one document's content while its bytes arrive (the line of a large document in a download), so that
+ * little is left to do when the last byte comes. It takes only exactly what {@link encryptDocContent} writes, and
+ * answers what {@link decryptDocContentBytes} would answer for it. On anything else, and on any failure (a
+ * tampered preamble, a wrong tag, text that is not UTF-8), it gives up and answers `null`: the caller then decodes
+ * the whole content the usual way, which reports the precise error.
+ *
+ * @example
+ * const s = new DocContentStream(keys, 'D-1', 'replica:1');
+ * for (const piece of arriving) if (!s.push(piece)) break; // false: gave up, decode the whole line instead
+ * const plain = s.finish(wholeContent) ?? decryptDocContentBytes(keys, 'D-1', 'replica:1', wholeContent.toString());
+ */
+export class DocContentStream {
+  /** The first bytes, until the preamble can be read. */
+  private head: Buffer[] = [];
+  private headBytes = 0;
+  private decipher: TrailingTagDecipher | null = null;
+  /** Base64 characters of the ciphertext that did not fill a group of four yet. */
+  private carry: Buffer = Buffer.alloc(0);
+  /** Bytes of the content fully used so far (head, then whole groups of four base64 characters). */
+  private used = 0;
+  /** The base64 ended (a `=` or `"` was seen): the rest is looked at in {@link finish}. */
+  private bodyEnded = false;
+  private plain: Buffer[] = [];
+  private failed = false;
+
+  constructor(private readonly keys: Buffer | DocKeys, private readonly docId: string, private readonly rev: string) {}
+
+  /** The next bytes of the content, in order from its first; `false` once it has given up. */
+  push(bytes: Buffer): boolean {
+    if (this.failed) return false;
+    try {
+      if (this.decipher === null) {
+        this.head.push(bytes);
+        this.headBytes += bytes.length;
+        if (this.headBytes < STREAM_HEAD_BYTES) return true;
+        const head = Buffer.concat(this.head, this.headBytes);
+        this.head = [];
+        if (!this.start(head)) return this.giveUp();
+        bytes = head.subarray(STREAM_HEAD_BYTES);
+        this.used = STREAM_HEAD_BYTES;
+      }
+      if (!this.bodyEnded && !this.body(bytes, false)) return this.giveUp();
+      return true;
+    } catch {
+      return this.giveUp();
+    }
+  }
+
+  /**
+   * The whole content (the same bytes pushed so far, and the rest): its plaintext, checked to be UTF-8, in a
+   * buffer of its own that the caller zeroes when done; or `null`, and the caller decodes it the usual way.
+   */
+  finish(content: Buffer): Buffer | null {
+    if (this.failed || this.decipher === null || content.length < this.used + RAW_SUFFIX.length) {
+      this.giveUp();
+      return null;
+    }
+    try {
+      if (!content.subarray(content.length - RAW_SUFFIX.length).equals(RAW_SUFFIX)) return this.giveUpNull();
+      // From the first byte not used yet: the characters carried over are read again from here.
+      const rest = content.subarray(this.used, content.length - RAW_SUFFIX.length);
+      this.carry = Buffer.alloc(0);
+      if (!this.body(rest, true)) return this.giveUpNull();
+      const last = this.decipher.final('Document');
+      const plain = Buffer.concat(last.length > 0 ? [...this.plain, last] : this.plain);
+      for (const p of this.plain) p.fill(0);
+      this.plain = [];
+      // decryptDocContentBytes refuses the same; giving up lets it say so.
+      if (!isUtf8(plain)) {
+        plain.fill(0);
+        return this.giveUpNull();
+      }
+      return plain;
+    } catch {
+      return this.giveUpNull();
+    }
+  }
+
+  /** Forget it: zero the plaintext deciphered so far. */
+  discard(): void {
+    this.giveUp();
+  }
+
+  private start(head: Buffer): boolean {
+    if (!head.subarray(0, RAW_PREFIX_BYTES.length).equals(RAW_PREFIX_BYTES)) return false;
+    if (head[STREAM_HEAD_BYTES - 1] !== 0x20) return false;
+    const preambleRaw = b64uDecode(head.toString('latin1', RAW_PREFIX_BYTES.length, STREAM_HEAD_BYTES - 1), InvalidPreambleError);
+    const preamble = decodePreamble(preambleRaw);
+    checkPreamble(preamble, this.docId, this.rev);
+    const key = docKey(this.keys, this.docId);
+    const gcm = createDecipheriv('aes-256-gcm', key, preamble.iv, { authTagLength: TAG_LENGTH });
+    key.fill(0);
+    gcm.setAAD(preambleRaw);
+    this.decipher = new TrailingTagDecipher(gcm);
+    return true;
+  }
+
+  /**
+   * Decode and decipher the base64 in `bytes` (after {@link carry}); `last`: they are all that is left of it,
+   * padding included. Only whole groups of four characters are decoded before the end, with the checks of
+   * `b64uDecode` (the url-safe alphabet, padding only at the end).
+   */
+  private body(bytes: Buffer, last: boolean): boolean {
+    let run = bytes;
+    if (!last) {
+      // The base64 ends at its padding or at the closing quote; what follows is looked at in finish().
+      const quote = bytes.indexOf(QUOTE);
+      const pad = bytes.indexOf(EQUALS);
+      const end = quote < 0 ? pad : pad < 0 ? quote : Math.min(quote, pad);
+      if (end >= 0) {
+        run = bytes.subarray(0, end);
+        this.bodyEnded = true;
+      }
+    }
+    const text = this.carry.length === 0 ? run : Buffer.concat([this.carry, run]);
+    const whole = last ? text.length : text.length - (text.length % 4);
+    if (last && whole % 4 !== 0) return false;
+    if (whole > 0) {
+      const chars = text.subarray(0, whole);
+      // Node's decoder skips characters outside both alphabets and stops at a misplaced "=": either leaves the
+      // output shorter than four characters in three imply. It takes the standard alphabet's + and / too.
+      if (chars.indexOf(0x2b) !== -1 || chars.indexOf(0x2f) !== -1) return false;
+      const padding = last ? (chars[whole - 1] === EQUALS ? (chars[whole - 2] === EQUALS ? 2 : 1) : 0) : 0;
+      const decoded = Buffer.from(chars.toString('latin1'), 'base64url');
+      if (decoded.length !== (whole / 4) * 3 - padding) return false;
+      for (const p of this.decipher!.update(decoded)) this.plain.push(p);
+      decoded.fill(0);
+      this.used += whole;
+    }
+    // A copy: at most three characters (not counted in `used`), kept beyond the piece they came in.
+    this.carry = last ? Buffer.alloc(0) : Buffer.from(text.subarray(whole));
+    return true;
+  }
+
+  private giveUp(): false {
+    this.failed = true;
+    for (const p of this.plain) p.fill(0);
+    this.plain = [];
+    this.head = [];
+    this.decipher = null;
+    return false;
+  }
+
+  private giveUpNull(): null {
+    this.giveUp();
+    return null;
   }
 }
 

@@ -79,6 +79,19 @@ export class LineSplitter {
     return lines;
   }
 
+  /** Bytes of the line not terminated yet. */
+  get pendingBytes(): number {
+    return this.size;
+  }
+
+  /**
+   * The line not terminated yet, as the pieces it arrived in (views of the pushed chunks, in order). Each push adds
+   * at most one piece; the list starts over with the next line.
+   */
+  pendingPieces(): readonly Buffer[] {
+    return this.parts;
+  }
+
   /** The bytes after the last terminator (the unterminated final line), or `null` when there are none. */
   finish(): Buffer | null {
     if (this.size === 0) return null;

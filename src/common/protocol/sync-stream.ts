@@ -191,6 +191,12 @@ export interface SyncPutEntry {
   doc_idx: number;
 }
 
+/**
+ * A document to upload: its content may also be given as the (ASCII or UTF-8) bytes of its text, as
+ * `encryptDocContentBytes` makes it.
+ */
+export type SyncPutEntryOut = Omit<SyncPutEntry, 'content'> & { content: string | Uint8Array | null };
+
 /** An item produced by {@link SyncPutParser}: the header first, then each document. */
 export type SyncPutItem = { type: 'header'; header: SyncHeader } | { type: 'doc'; entry: SyncPutEntry };
 
@@ -211,7 +217,8 @@ export interface EncodeSyncPutOptions {
 }
 
 /**
- * Serialize an upload body as §1c, lazily (one string per document) so it can be streamed.
+ * Serialize an upload body as §1c, lazily (a piece or two per document) so it can be streamed. Content given as
+ * bytes is yielded as those bytes, after its meta line's text.
  *
  * @example
  * const body = Readable.from(encodeSyncPut(header, entries, { contentInMeta: false }));
@@ -219,23 +226,29 @@ export interface EncodeSyncPutOptions {
  */
 export function* encodeSyncPut(
   header: SyncHeader,
-  entries: Iterable<SyncPutEntry>,
+  entries: Iterable<SyncPutEntryOut>,
   options: EncodeSyncPutOptions = {},
-): Generator<string> {
+): Generator<string | Uint8Array> {
   const contentInMeta = options.contentInMeta ?? true;
   const check = options.contentFramed !== true;
   yield `[${CRLF}${encodeHeader(header)}`;
   for (const e of entries) {
-    if (check) assertFramable(e.content);
+    const content = e.content;
+    if (check) assertFramable(content);
     const meta = contentInMeta
       ? JSON.stringify({
-        id: e.id, rev: e.rev, content: e.content, gen: e.gen, trans_id: e.trans_id,
-        number_of_docs: e.number_of_docs, doc_idx: e.doc_idx,
+        id: e.id, rev: e.rev, content: typeof content === 'string' || content === null ? content : Buffer.from(content).toString('utf8'),
+        gen: e.gen, trans_id: e.trans_id, number_of_docs: e.number_of_docs, doc_idx: e.doc_idx,
       })
       : JSON.stringify({
         id: e.id, rev: e.rev, gen: e.gen, trans_id: e.trans_id, number_of_docs: e.number_of_docs, doc_idx: e.doc_idx,
       });
-    yield `,${CRLF}${meta},${CRLF}${e.content ?? ''}`;
+    if (typeof content === 'string' || content === null) {
+      yield `,${CRLF}${meta},${CRLF}${content ?? ''}`;
+    } else {
+      yield `,${CRLF}${meta},${CRLF}`;
+      yield content;
+    }
   }
   yield `${CRLF}]`;
 }
@@ -489,6 +502,43 @@ export interface SyncGetEntry {
 /** An item produced by {@link SyncGetResponseParser}: the meta first, then each document. */
 export type SyncGetItem = { type: 'meta'; meta: SyncGetMeta } | { type: 'doc'; entry: SyncGetEntry };
 
+/** A downloaded document's info line. */
+export type SyncGetEntryInfo = Omit<SyncGetEntry, 'content'>;
+
+/**
+ * Decodes one large content line of a download while it arrives (see {@link SyncGetParserOptions}); `R` is what
+ * it makes of the content.
+ */
+export interface ContentLineStream<R> {
+  /** The next bytes of the line, in order from its first; `false`: it gave up, and the line is parsed whole. */
+  push(bytes: Buffer): boolean;
+  /** The whole content (the line without its structural comma): the result, or `null` to have it parsed whole. */
+  finish(content: Buffer): R | null;
+  /** The line will not be finished (the stream failed): let go of what it holds. */
+  discard(): void;
+}
+
+/** A document whose content line a {@link ContentLineStream} decoded: its info, its content's length and the result. */
+export interface SyncGetStreamed<R> {
+  type: 'streamed';
+  info: SyncGetEntryInfo;
+  contentBytes: number;
+  result: R;
+}
+
+/** What a {@link SyncGetResponseParser} produces: with a content stream, some documents come decoded. */
+export type SyncGetParsed<R = never> = [R] extends [never] ? SyncGetItem : SyncGetItem | SyncGetStreamed<R>;
+
+/** Options of a {@link SyncGetResponseParser}. */
+export interface SyncGetParserOptions<R> extends SyncParserOptions {
+  /**
+   * A content line that has grown to `minBytes` without ending yet is handed, piece by piece as it arrives, to the
+   * stream `open` makes for its document (`null`: none). If the stream's `finish` answers, the document comes as a
+   * `streamed` item, without its content ever being decoded as text.
+   */
+  streamContent?: { minBytes: number; open: (info: SyncGetEntryInfo) => ContentLineStream<R> | null };
+}
+
 /** Opening of a download response: `[` CRLF meta. */
 export function encodeSyncGetResponseStart(meta: SyncGetMeta): string {
   const obj: Record<string, unknown> = {
@@ -570,56 +620,122 @@ type GetState = 'open' | 'meta' | 'info' | 'content' | 'done' | 'failed';
  * for await (const chunk of res.body) for (const item of parser.push(chunk)) await apply(item);
  * for (const item of parser.end()) await apply(item);
  */
-export class SyncGetResponseParser {
+export class SyncGetResponseParser<R = never> {
   private readonly lines: LineSplitter;
   private state: GetState = 'open';
   private comma = false;
   private expected = 0;
   private seen = 0;
-  private pendingInfo: Omit<SyncGetEntry, 'content'> | null = null;
+  private pendingInfo: SyncGetEntryInfo | null = null;
+  private readonly streamContent: SyncGetParserOptions<R>['streamContent'];
+  /** The stream of the pending content line, if it has one. */
+  private stream: ContentLineStream<R> | null = null;
+  /** Pieces of the pending line handed to {@link stream}; -1: the line has none and will not get one. */
+  private streamed = 0;
 
-  constructor(options: SyncParserOptions = {}) {
+  constructor(options: SyncGetParserOptions<R> = {}) {
     this.lines = new LineSplitter({
       maxLineBytes: options.maxLineBytes ?? MAX_SYNC_LINE_BYTES,
       crlfOnly: true,
       tooLong: (max) => new BrokenSyncStreamError(`A line of the sync response is longer than ${max} bytes`),
     });
+    this.streamContent = options.streamContent;
   }
 
   /** Feed a chunk of the response body; returns the items it completed. */
-  push(chunk: Uint8Array | string): SyncGetItem[] {
+  push(chunk: Uint8Array | string): Array<SyncGetParsed<R>> {
     this.assertUsable();
-    const out: SyncGetItem[] = [];
+    const out: Array<SyncGetItem | SyncGetStreamed<R>> = [];
     try {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
       for (const line of this.lines.push(buf)) this.line(line, out);
+      if (this.state === 'content' && this.streamContent !== undefined) this.feedStream(this.streamContent);
     } catch (err) {
-      this.state = 'failed';
+      this.fail();
       throw err;
     }
-    return out;
+    return out as Array<SyncGetParsed<R>>;
   }
 
   /** Signal the end of the body; returns the last items, or throws if the stream is incomplete. */
-  end(): SyncGetItem[] {
+  end(): Array<SyncGetParsed<R>> {
     this.assertUsable();
-    const out: SyncGetItem[] = [];
+    const out: Array<SyncGetItem | SyncGetStreamed<R>> = [];
     try {
       const last = this.lines.finish();
       if (last !== null) this.line(last, out);
       if (this.state !== 'done') throw new BrokenSyncStreamError('The sync response ended before its final "]"');
     } catch (err) {
-      this.state = 'failed';
+      this.fail();
       throw err;
     }
-    return out;
+    return out as Array<SyncGetParsed<R>>;
+  }
+
+  /** Stop before the end: a content stream lets go of what it holds (it zeroes the plaintext it has). */
+  close(): void {
+    this.stream?.discard();
+    this.stream = null;
+    this.streamed = -1;
   }
 
   private assertUsable(): void {
     if (this.state === 'failed') throw new BrokenSyncStreamError('The sync response was already rejected');
   }
 
-  private line(raw: Buffer, out: SyncGetItem[]): void {
+  private fail(): void {
+    this.state = 'failed';
+    this.stream?.discard();
+    this.stream = null;
+  }
+
+  /** Hand the pending content line's new pieces to its stream, opening one once the line is long enough. */
+  private feedStream(options: NonNullable<SyncGetParserOptions<R>['streamContent']>): void {
+    if (this.streamed < 0) return;
+    if (this.stream === null) {
+      if (this.lines.pendingBytes < options.minBytes) return;
+      this.stream = options.open(this.pendingInfo!);
+      if (this.stream === null) {
+        this.streamed = -1;
+        return;
+      }
+    }
+    const pieces = this.lines.pendingPieces();
+    for (; this.streamed < pieces.length; this.streamed++) {
+      if (!this.stream.push(pieces[this.streamed]!)) {
+        this.stream.discard();
+        this.stream = null;
+        this.streamed = -1;
+        return;
+      }
+    }
+  }
+
+  /** The pending content line is complete: the document as its stream decoded it, or `false` to parse it whole. */
+  private finishStream(raw: Buffer, out: Array<SyncGetItem | SyncGetStreamed<R>>): boolean {
+    const stream = this.stream;
+    this.stream = null;
+    this.streamed = 0;
+    if (stream === null) return false;
+    if (this.seen >= this.expected) {
+      stream.discard();
+      return false;
+    }
+    // Content is data: only the one structural trailing comma is removed (as stripComma does).
+    const comma = raw.length > 0 && raw[raw.length - 1] === 0x2c;
+    const content = comma ? raw.subarray(0, raw.length - 1) : raw;
+    const result = stream.finish(content);
+    if (result === null) return false;
+    this.seen += 1;
+    this.comma = comma;
+    this.state = 'info';
+    out.push({ type: 'streamed', info: this.pendingInfo!, contentBytes: content.length, result });
+    this.pendingInfo = null;
+    return true;
+  }
+
+  private line(raw: Buffer, out: Array<SyncGetItem | SyncGetStreamed<R>>): void {
+    if (this.state === 'content' && this.finishStream(raw, out)) return;
     const line = decodeUtf8Line(raw);
     if (line === null) throw new BrokenSyncStreamError('The sync response is not valid UTF-8');
     switch (this.state) {
@@ -763,8 +879,10 @@ function encodeHeader(h: SyncHeader): string {
   });
 }
 
-function assertFramable(content: string | null): void {
-  if (content !== null && hasLineBreak(content)) {
+function assertFramable(content: string | Uint8Array | null): void {
+  if (content === null) return;
+  const broken = typeof content === 'string' ? hasLineBreak(content) : content.includes(0x0a) || content.includes(0x0d);
+  if (broken) {
     throw new InvalidContentError('Document content with a line break cannot be sent in a sync stream');
   }
 }

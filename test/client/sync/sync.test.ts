@@ -347,6 +347,45 @@ describe('sync: refusals', () => {
     }
   });
 
+  it('large documents arrive intact; a large one tampered near its end is refused with its own error, the prefix stays', async () => {
+    const user = await makeUser(server);
+    const a = makeReplica(server, user);
+    const replicas = [makeReplica(server, user)];
+    try {
+      // Large enough that a worker gets each in pieces and decrypts it while the rest arrives.
+      const small = a.db.createDoc({ s: 1 });
+      const big1 = a.db.createDoc({ big: filler(3 * 1024 * 1024), n: 1 });
+      const big2 = a.db.createDoc({ big: filler(3 * 1024 * 1024 + 7), n: 2 });
+      await a.sync.sync();
+      const b = replicas[0]!;
+      await b.sync.sync();
+      assert.deepEqual(b.db.getAllDocs().docs.map((d) => d.content), a.db.getAllDocs().docs.map((d) => d.content));
+      const stats = b.sync.lastStats()!;
+      assert.equal(stats.docsDecodedWhileArriving > 0, stats.decodedInWorker, JSON.stringify(stats));
+
+      const row = serverDocs(server, user.uuid).find((r) => r.doc_id === big2.docId)!;
+      const other = serverDocs(server, user.uuid).find((r) => r.doc_id === big1.docId)!;
+      const at = row.content!.length - 40;
+      const flipped = row.content!.slice(0, at) + (row.content![at] === 'A' ? 'B' : 'A') + row.content!.slice(at + 1);
+      const notJson = encryptDocContent(user.remoteSecret, big2.docId, row.rev, `[${'1,'.repeat(1024 * 1024)}1]`);
+      const cases: Array<[string, new (...args: never[]) => Error]> = [
+        [flipped, MacMismatchError], [notJson, InvalidJSONError], [other.content!, TamperedDocumentError],
+      ];
+      for (const [content, errorClass] of cases) {
+        rewriteServerDoc(server, user.uuid, big2.docId, row.rev, content);
+        const c = makeReplica(server, user);
+        replicas.push(c);
+        await assert.rejects(c.sync.sync(), errorClass);
+        assert.deepEqual(c.db.getDoc(small.docId)?.content, { s: 1 });
+        assert.equal((c.db.getDoc(big1.docId)?.content as { n: number } | undefined)?.n, 1);
+        assert.equal(c.db.getDoc(big2.docId, true), null);
+      }
+    } finally {
+      await a.close();
+      for (const r of replicas) await r.close();
+    }
+  });
+
   it('a replayed older revision → RollbackError; a forged rev on old ciphertext → TamperedDocumentError', async () => {
     const user = await makeUser(server);
     const a = makeReplica(server, user);

@@ -3,7 +3,10 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { b64uDecode, b64uEncode } from '../../../src/common/crypto/base64.js';
 import {
+  DocContentStream,
   DocKeys,
+  encryptDocContentBytes,
+  encryptedContentLength,
   decryptDocContent,
   decryptDocContentBytes,
   decryptLegacyDoc,
@@ -100,6 +103,20 @@ test('encrypted content has the exact {"raw": "..."} shape and round-trips', () 
   assert.notEqual(encryptDocContent(secret, DOC, REV, JSON_TEXT), content);
 });
 
+test('encryptDocContentBytes answers the text encryptDocContent would, as bytes, for any length', () => {
+  for (const n of [0, 1, 2, 3, 4, 49_151, 49_152, 49_153, 98_305, 300_000]) {
+    const plaintext = Buffer.alloc(n, 'a');
+    const bytes = encryptDocContentBytes(secret, DOC, REV, plaintext);
+    assert.equal(bytes.length, encryptedContentLength(n));
+    const text = bytes.toString('latin1');
+    assert.ok(isRawEncrypted(text));
+    assert.deepEqual(decryptDocContentBytes(secret, DOC, REV, text), plaintext);
+    // Same shape as the text form (same length, same prefix up to the random IV's place).
+    assert.equal(encryptDocContent(secret, DOC, REV, plaintext).length, bytes.length);
+    assert.equal(plaintext.every((b) => b === 0x61), true, 'the caller\'s bytes are left as they were');
+  }
+});
+
 test('decryptDocContentBytes answers the text\'s UTF-8 bytes; plaintext that is not UTF-8 is refused by both', () => {
   const content = encryptDocContent(secret, DOC, REV, JSON_TEXT);
   const bytes = decryptDocContentBytes(secret, DOC, REV, content);
@@ -159,6 +176,84 @@ test('every tamper case maps to its named error', () => {
   assert.throws(() => decryptDocContent(secret, DOC, REV, content.slice(0, 200)), InvalidPreambleError);
   assert.throws(() => decryptDocContent(secret, DOC, REV, join(pre, body.subarray(0, 10))), InvalidPreambleError);
   assert.throws(() => decryptDocContent(secret, DOC, REV, join(pre.subarray(0, 551), body)), InvalidPreambleError);
+});
+
+/** Feed `content` to a DocContentStream in pieces cut at `cuts`, then finish it; the plaintext or null. */
+function streamed(content: string | Buffer, cuts: number[], docId = DOC, rev = REV, keys: Buffer | DocKeys = secret): Buffer | null {
+  const bytes = Buffer.isBuffer(content) ? content : Buffer.from(content, 'latin1');
+  const s = new DocContentStream(keys, docId, rev);
+  let at = 0;
+  for (const cut of [...cuts, bytes.length]) {
+    if (cut <= at) continue;
+    if (!s.push(bytes.subarray(at, cut))) return s.finish(bytes);
+    at = cut;
+  }
+  return s.finish(bytes);
+}
+
+test('DocContentStream answers what decryptDocContentBytes answers, however the content is cut', () => {
+  const keys = new DocKeys(secret);
+  for (const size of [0, 1, 2, 3, 17, 1000, 65_537, 300_001]) {
+    const text = JSON.stringify({ body: 'é'.repeat(size >> 1) + 'x'.repeat(size & 1) });
+    const content = encryptDocContent(secret, DOC, REV, text);
+    const expected = decryptDocContentBytes(secret, DOC, REV, content);
+    // Every split point near the head/body boundary and the end, one-byte pieces at the start, and random cuts.
+    const cutSets: number[][] = [[], [1, 2, 3, 9, 744, 745, 746, 747, 748, 749, 750]];
+    for (let back = 1; back <= 24; back++) cutSets.push([content.length - back]);
+    for (let k = 0; k < 20; k++) {
+      cutSets.push(Array.from({ length: 1 + (k % 7) }, () => Math.floor(Math.random() * content.length)).sort((a, b) => a - b));
+    }
+    for (const cuts of cutSets) {
+      assert.deepEqual(streamed(content, cuts), expected, `size ${size}, cuts ${cuts.join(',')}`);
+      assert.deepEqual(streamed(content, cuts, DOC, REV, keys), expected);
+    }
+  }
+  keys.close();
+});
+
+test('DocContentStream gives up (null) on everything the whole-content path refuses or reads another way', () => {
+  const content = encryptDocContent(secret, DOC, REV, JSON_TEXT + ' '.repeat(3000));
+  const { pre, body } = parts(content);
+  const cuts = [100, 746, 1000, 2000];
+  const flip = (b: Buffer, i: number, x: number): Buffer => { const c = Buffer.from(b); c[i]! ^= x; return c; };
+  const refused = [
+    join(pre, flip(body, 0, 1)), // ciphertext
+    join(pre, flip(body, body.length - 1, 0x80)), // tag
+    join(flip(pre, 5, 1), body), // preamble padding (AAD)
+    join(flip(pre, 2, 3), body), // scheme
+    join(flip(pre, 0, 1), body), // magic
+    join(pre, body.subarray(0, body.length - 3)), // truncated at a group boundary
+    content.slice(0, content.length - 5) + '"}', // truncated inside a group
+    join(pre, body.subarray(0, 10)), // shorter than a tag
+    content.slice(0, 900), // no end
+  ];
+  for (const c of refused) {
+    assert.equal(streamed(c, cuts), null);
+    assert.throws(() => decryptDocContentBytes(secret, DOC, REV, c));
+  }
+  assert.equal(streamed(content, cuts, 'D-other'), null);
+  assert.equal(streamed(content, cuts, DOC, 'replica-a:3'), null);
+  // Not UTF-8 inside: refused by both.
+  const notUtf8 = encryptDocContent(secret, DOC, REV, Buffer.concat([Buffer.from('{"a": "'), Buffer.from([0xc0, 0xaf]), Buffer.from('"}')]));
+  assert.equal(streamed(notUtf8, cuts), null);
+  // Other spellings that the whole-content path reads (a JSON escape, a line break, spacing, the standard
+  // alphabet's padding position) are left to it.
+  const b64 = content.slice(9, content.length - 2);
+  const readOtherwise = [
+    `{"raw": "${b64.slice(0, 1200)}\\u00${b64.charCodeAt(1200).toString(16)}${b64.slice(1201)}"}`,
+    `{"raw": "${b64.slice(0, 1200)}\n${b64.slice(1200)}"}`,
+    `{"raw":  "${b64}"}`,
+    `{ "raw": "${b64}"}`,
+    `{"raw": "${b64}" }`,
+  ];
+  for (const c of readOtherwise) assert.equal(streamed(c, cuts), null, c.slice(0, 12));
+  assert.deepEqual(decryptDocContentBytes(secret, DOC, REV, readOtherwise[0]!), Buffer.from(JSON_TEXT + ' '.repeat(3000)));
+  // Given up once, it stays given up; a discarded stream answers nothing.
+  const s = new DocContentStream(secret, DOC, REV);
+  assert.equal(s.push(Buffer.from('{"raw": "!')), true);
+  s.discard();
+  assert.equal(s.push(Buffer.from(content, 'latin1')), false);
+  assert.equal(s.finish(Buffer.from(content, 'latin1')), null);
 });
 
 test('garbage never escapes as a raw TypeError', () => {

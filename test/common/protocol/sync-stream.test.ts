@@ -327,6 +327,88 @@ describe('download (§1d)', () => {
       assert.throws(() => parseGet(body), BrokenSyncStreamError);
     });
   }
+  describe('content streams', () => {
+    /** A stream that records what it is given and answers the pieces joined (or gives up / refuses as told). */
+    class Recorder {
+      pieces: Buffer[] = [];
+      discarded = false;
+      constructor(readonly info: unknown, private readonly mode: 'ok' | 'give-up' | 'refuse') {}
+      push(bytes: Buffer): boolean {
+        this.pieces.push(Buffer.from(bytes));
+        return this.mode !== 'give-up' || this.pieces.length < 2;
+      }
+      finish(content: Buffer): string | null {
+        assert.deepEqual(Buffer.concat(this.pieces).subarray(0, Math.min(content.length, Buffer.concat(this.pieces).length)),
+          content.subarray(0, Math.min(content.length, Buffer.concat(this.pieces).length)), 'pieces are the content\'s start');
+        return this.mode === 'ok' ? `decoded:${content.toString()}` : null;
+      }
+      discard(): void {
+        this.discarded = true;
+      }
+    }
+    const big = (c: string): string => `{"raw": "${c.repeat(400)}"}`;
+    const body = [
+      '[\r\n{"new_generation":3,"new_transaction_id":"T-3","number_of_changes":3},',
+      '\r\n{"id":"D-1","rev":"r:1","gen":1,"trans_id":"T-1"},\r\n', big('a'), ',',
+      '\r\n{"id":"D-2","rev":"r:1","gen":2,"trans_id":"T-2"},\r\n{"small": 1},',
+      '\r\n{"id":"D-3","rev":"r:1","gen":3,"trans_id":"T-3"},\r\n', big('b'), '\r\n]\r\n',
+    ].join('');
+    const run = (mode: 'ok' | 'give-up' | 'refuse', chunk: number) => {
+      const opened: Recorder[] = [];
+      const p = new SyncGetResponseParser<string>({
+        streamContent: { minBytes: 20, open: (info) => { const r = new Recorder(info, mode); opened.push(r); return r; } },
+      });
+      const items = [];
+      const bytes = Buffer.from(body);
+      for (let i = 0; i < bytes.length; i += chunk) items.push(...p.push(bytes.subarray(i, i + chunk)));
+      items.push(...p.end());
+      return { items, opened };
+    };
+    it('a long content line arriving in pieces is handed over as it comes and answered as a streamed item', () => {
+      for (const chunk of [7, 13, 64]) {
+        const { items, opened } = run('ok', chunk);
+        assert.deepEqual(items.map((i) => i.type), ['meta', 'streamed', 'doc', 'streamed'], `chunk ${chunk}`);
+        const first = items[1]!;
+        assert.ok(first.type === 'streamed');
+        assert.deepEqual(first.info, { id: 'D-1', rev: 'r:1', gen: 1, trans_id: 'T-1' });
+        // The structural comma is not content.
+        assert.equal(first.result, `decoded:${big('a')}`);
+        assert.equal(first.contentBytes, big('a').length);
+        assert.equal(items[3]?.type === 'streamed' && items[3].result, `decoded:${big('b')}`);
+        assert.equal(items[2]?.type === 'doc' && items[2].entry.content, '{"small": 1}', 'short lines are parsed as usual');
+        assert.deepEqual(opened.map((r) => (r.info as { id: string }).id), ['D-1', 'D-3']);
+      }
+    });
+    it('a stream that gives up or answers null leaves the line to the usual parse, with the same items', () => {
+      const plain = parseGet(body);
+      for (const mode of ['give-up', 'refuse'] as const) {
+        const { items, opened } = run(mode, 9);
+        assert.deepEqual(items, plain, mode);
+        assert.ok(opened.length === 2);
+        if (mode === 'give-up') assert.ok(opened.every((r) => r.discarded));
+      }
+    });
+    it('a line that arrives whole is never streamed; a failing or closed parser discards its stream', () => {
+      assert.deepEqual(run('ok', body.length).items.map((i) => i.type), ['meta', 'doc', 'doc', 'doc']);
+      const opened: Recorder[] = [];
+      const open = (info: unknown) => { const r = new Recorder(info, 'ok'); opened.push(r); return r; };
+      // A line growing past the limit fails the parser while its stream is open.
+      const broken = new SyncGetResponseParser<string>({ maxLineBytes: 200, streamContent: { minBytes: 20, open } });
+      const head = Buffer.from(body.slice(0, body.indexOf('aaaa') + 30));
+      broken.push(head);
+      assert.equal(opened.length, 1);
+      assert.throws(() => broken.push(Buffer.from('a'.repeat(300))), BrokenSyncStreamError);
+      const closed = new SyncGetResponseParser<string>({ streamContent: { minBytes: 20, open } });
+      closed.push(head);
+      closed.close();
+      assert.deepEqual(opened.map((r) => r.discarded), [true, true]);
+      // More documents than announced is still refused when the extra one is streamed.
+      const extra = body.replace('"number_of_changes":3', '"number_of_changes":2');
+      const p = new SyncGetResponseParser<string>({ streamContent: { minBytes: 20, open } });
+      const bytes = Buffer.from(extra);
+      assert.throws(() => { for (let i = 0; i < bytes.length; i += 11) p.push(bytes.subarray(i, i + 11)); p.end(); }, BrokenSyncStreamError);
+    });
+  });
   it('response parser enforces the per-line limit', () => {
     assert.throws(() => parseGet(`[\r\n${m},\r\n${d},\r\n{"a":"${'x'.repeat(100)}"}\r\n]\r\n`, 64), BrokenSyncStreamError);
   });
