@@ -446,7 +446,6 @@ export class DocContentStream {
       const decoded = Buffer.from(chars.toString('latin1'), 'base64url');
       if (decoded.length !== (whole / 4) * 3 - padding) return false;
       for (const p of this.decipher!.update(decoded)) this.plain.push(p);
-      decoded.fill(0);
       this.used += whole;
     }
     // A copy: at most three characters (not counted in `used`), kept beyond the piece they came in.

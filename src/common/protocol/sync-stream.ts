@@ -237,7 +237,8 @@ export function* encodeSyncPut(
     if (check) assertFramable(content);
     const meta = contentInMeta
       ? JSON.stringify({
-        id: e.id, rev: e.rev, content: typeof content === 'string' || content === null ? content : Buffer.from(content).toString('utf8'),
+        id: e.id, rev: e.rev, content: typeof content === 'string' || content === null ? content
+          : Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('utf8'),
         gen: e.gen, trans_id: e.trans_id, number_of_docs: e.number_of_docs, doc_idx: e.doc_idx,
       })
       : JSON.stringify({

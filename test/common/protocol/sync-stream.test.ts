@@ -133,6 +133,17 @@ describe('upload stream (§1c)', () => {
   it('encodes the fixed vector byte for byte', () => {
     assert.equal([...encodeSyncPut(HEADER, PUT_ENTRIES)].join(''), PUT_VECTOR);
   });
+  it('content given as bytes encodes to the same body, in or out of the meta line; a line break in it is refused', () => {
+    const asBytes = PUT_ENTRIES.map((e) => ({ ...e, content: e.content === null ? null : Buffer.from(e.content) }));
+    const wire = (pieces: Iterable<string | Uint8Array>): Buffer =>
+      Buffer.concat([...pieces].map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+    for (const contentInMeta of [true, false]) {
+      assert.deepEqual(wire(encodeSyncPut(HEADER, asBytes, { contentInMeta })), wire(encodeSyncPut(HEADER, PUT_ENTRIES, { contentInMeta })));
+    }
+    assert.deepEqual(wire(encodeSyncPut(HEADER, asBytes)).toString(), PUT_VECTOR);
+    const broken = [{ ...asBytes[0]!, content: Buffer.from('{"a": "x\ny"}') }];
+    assert.throws(() => [...encodeSyncPut(HEADER, broken)], InvalidContentError);
+  });
   it('encodes an empty upload as "[", header, "]"', () => {
     assert.equal([...encodeSyncPut(HEADER, [])].join(''),
       '[\r\n{"last_known_generation":0,"last_known_trans_id":"","sync_id":"sid","ensure":false}\r\n]');
