@@ -1013,6 +1013,11 @@ export class LocalDatabase {
     });
   }
 
+  /** What the index rows of an incoming document need: its object, parsed from unparsed JSON only if there are indexes. */
+  private indexedContent(incoming: Document, json: StoredJson): JsonObject | null {
+    return this.expressions.length > 0 ? contentOf(incoming, json) : null;
+  }
+
   /** The decision and writes of `_put_doc_if_newer` for one checked document, inside a write transaction. */
   private applyIfNewer(
     incoming: Document & { rev: string },
@@ -1026,21 +1031,21 @@ export class LocalDatabase {
     if (cur === undefined || isNewer(incomingRev, cur.rev)) {
       this.pruneConflicts(incoming, noConflicts);
       const state = incoming.rev !== incomingRev ? 'superseded' : 'inserted';
-      this.storeWithCachedIndexes(incoming.docId, cur !== undefined, incoming.rev, json, this.expressions.length > 0 ? contentOf(incoming, json) : null, incoming.syncable);
+      this.storeWithCachedIndexes(incoming.docId, cur !== undefined, incoming.rev, json, this.indexedContent(incoming, json), incoming.syncable);
       return state;
     }
     if (incomingRev === cur.rev) return 'converged';
     if (isNewer(cur.rev, incomingRev)) return 'superseded';
     if (sameContent(cur.content, contentOf(incoming, json))) {
       incoming.rev = maximizeAndIncrement(this.replicaUid, incomingRev, cur.rev);
-      this.storeWithCachedIndexes(incoming.docId, true, incoming.rev, json, this.expressions.length > 0 ? contentOf(incoming, json) : null, incoming.syncable);
+      this.storeWithCachedIndexes(incoming.docId, true, incoming.rev, json, this.indexedContent(incoming, json), incoming.syncable);
       return 'superseded';
     }
     if (saveConflict) {
       this.pruneConflicts(incoming, noConflicts);
       this.s.insertConflict.run(incoming.docId, cur.rev, cur.content);
       incoming.hasConflicts = true;
-      this.storeWithCachedIndexes(incoming.docId, true, incoming.rev, json, this.expressions.length > 0 ? contentOf(incoming, json) : null, incoming.syncable);
+      this.storeWithCachedIndexes(incoming.docId, true, incoming.rev, json, this.indexedContent(incoming, json), incoming.syncable);
     }
     return 'conflicted';
   }
