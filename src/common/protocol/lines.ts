@@ -5,8 +5,6 @@
  * splitter holds at most one incomplete line, so memory stays bounded by the per-line limit whatever the body
  * size.
  */
-import { isAscii } from 'node:buffer';
-
 /** Options of a {@link LineSplitter}. */
 export interface LineSplitterOptions {
   /** Longest accepted line in bytes, terminator excluded. */
@@ -121,21 +119,6 @@ export class LineSplitter {
     if (crRequired || (line.length > 0 && line[line.length - 1] === CR)) line = line.subarray(0, line.length - 1);
     if (line.length > this.opts.maxLineBytes) throw this.opts.tooLong(this.opts.maxLineBytes);
     return line;
-  }
-}
-
-const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-/** Decode a line as strict UTF-8; `null` when the bytes are not valid UTF-8. */
-export function decodeUtf8Line(line: Uint8Array): string | null {
-  // ASCII (every line of ciphertext, the bulk of a sync stream) reads the same as Latin-1, which is a copy into a
-  // one-byte string: about four times faster than the strict UTF-8 decoder over a large document's line.
-  const bytes = Buffer.isBuffer(line) ? line : Buffer.from(line.buffer, line.byteOffset, line.byteLength);
-  if (isAscii(bytes)) return bytes.toString('latin1');
-  try {
-    return decoder.decode(line);
-  } catch {
-    return null;
   }
 }
 

@@ -12,7 +12,8 @@
  *   `]` CRLF, an empty content line meaning a deleted document.
  */
 import { BadRequestError, BrokenSyncStreamError, InvalidContentError, type SoledadError } from '../errors.js';
-import { decodeUtf8Line, LineSplitter, stripAsciiWhitespace } from './lines.js';
+import { decodeUtf8 } from '../utf8.js';
+import { LineSplitter, stripAsciiWhitespace } from './lines.js';
 
 /** `content-type` of plain JSON requests and responses (sync info, record sync info, errors). */
 export const CONTENT_TYPE_JSON = 'application/json';
@@ -324,7 +325,7 @@ export class SyncPutParser {
   }
 
   private line(raw: Buffer, out: SyncPutItem[]): void {
-    const decoded = decodeUtf8Line(raw);
+    const decoded = decodeUtf8(raw);
     if (decoded === null) throw new BadRequestError('The sync stream is not valid UTF-8');
     const line = stripAsciiWhitespace(decoded);
     switch (this.state) {
@@ -737,7 +738,7 @@ export class SyncGetResponseParser<R = never> {
 
   private line(raw: Buffer, out: Array<SyncGetItem | SyncGetStreamed<R>>): void {
     if (this.state === 'content' && this.finishStream(raw, out)) return;
-    const line = decodeUtf8Line(raw);
+    const line = decodeUtf8(raw);
     if (line === null) throw new BrokenSyncStreamError('The sync response is not valid UTF-8');
     switch (this.state) {
       case 'open':
