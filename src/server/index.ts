@@ -72,6 +72,7 @@ export type {
   Change,
   ChangesSince,
   StoredDoc,
+  StoredDocBytes,
   SharedDoc,
   TokenInfo,
 } from './backends/types.js';

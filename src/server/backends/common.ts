@@ -10,7 +10,7 @@ import {
   RevisionConflictError,
 } from '../../common/errors.js';
 import { incrementRev, isNewer, maximizeAndIncrement, parseRev } from '../../common/u1db/vectorclock.js';
-import type { PutState } from './types.js';
+import type { PutState, StoredDoc, StoredDocBytes } from './types.js';
 
 const UUID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 const DB_NAME_RE = /^user-[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
@@ -107,6 +107,16 @@ export function decideDeleteDoc(old: CurrentDoc | null, oldRev: string | null, r
   if (old.rev !== oldRev) throw new RevisionConflictError();
   if (old.content === null) throw new DocumentAlreadyDeletedError();
   return incrementRev(oldRev, replicaUid);
+}
+
+/**
+ * Documents with their content encoded as UTF-8, for an engine that reads content as strings.
+ *
+ * @example
+ * async *getDocsAsBytes(db, ids) { yield* contentAsBytes(this.getDocs(db, ids)); }
+ */
+export async function* contentAsBytes(docs: AsyncIterable<StoredDoc>): AsyncGenerator<StoredDocBytes> {
+  for await (const d of docs) yield { id: d.id, rev: d.rev, content: d.content === null ? null : Buffer.from(d.content, 'utf8') };
 }
 
 /** Bytes a document counts for in the quota. */

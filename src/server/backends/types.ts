@@ -93,6 +93,16 @@ export interface StoredDoc {
   readonly content: string | null;
 }
 
+/** A stored document as a download sends it: its content as UTF-8 bytes. */
+export interface StoredDocBytes {
+  /** Document id. */
+  readonly id: string;
+  /** Current revision. */
+  readonly rev: string;
+  /** The content string's UTF-8 bytes; `null` for a tombstone. */
+  readonly content: Buffer | null;
+}
+
 /**
  * An open, all-or-nothing upload into one user database: batches applied with {@link UploadSession.putDocsIfNewer}
  * become visible to other readers only on {@link UploadSession.commit}; {@link UploadSession.abort} leaves the
@@ -139,6 +149,11 @@ export interface DocumentStore {
   whatsChanged(dbName: string, generation: number): Promise<ChangesSince>;
   /** Current revision and content of each id, in the given order, read lazily; missing ids are skipped. */
   getDocs(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDoc>;
+  /**
+   * {@link getDocs} with each content as UTF-8 bytes, for a download: an engine that stores them as such (the
+   * embedded one) hands them over without decoding them into a string, which the response would encode again.
+   */
+  getDocsAsBytes(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDocBytes>;
   /** Bytes taken by the user's documents (ids, revisions and content). */
   usageBytes(dbName: string): Promise<number>;
 }

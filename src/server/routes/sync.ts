@@ -34,7 +34,7 @@ import {
   parseSyncGetRequest,
   RECORD_SYNC_INFO_OK,
   SyncPutParser,
-  type SyncGetEntry,
+  type SyncGetEntryOut,
   type SyncGetMeta,
   type SyncHeader,
   type SyncPutEntry,
@@ -249,9 +249,9 @@ export function registerSyncRoutes(app: FastifyInstance, options: SyncRoutesOpti
     return Readable.from(encodeSyncGetResponseAsync(meta, entries(t.dbName, toReturn)));
   }
 
-  async function* entries(dbName: string, changes: readonly Change[]): AsyncGenerator<SyncGetEntry> {
+  async function* entries(dbName: string, changes: readonly Change[]): AsyncGenerator<SyncGetEntryOut> {
     let i = 0;
-    for await (const doc of documents.getDocs(dbName, changes.map((c) => c.id))) {
+    for await (const doc of documents.getDocsAsBytes(dbName, changes.map((c) => c.id))) {
       while (changes[i]!.id !== doc.id) i += 1;
       const change = changes[i]!;
       i += 1;

@@ -20,6 +20,7 @@ import {
   SyncGetResponseParser,
   SyncPutParser,
   type SyncGetEntry,
+  type SyncGetEntryOut,
   type SyncGetItem,
   type SyncGetMeta,
   type SyncHeader,
@@ -272,29 +273,38 @@ describe('download (§1d)', () => {
   });
   it('response encodes the fixed vector byte for byte', async () => {
     assert.equal([...encodeSyncGetResponse(GET_META, GET_ENTRIES)].join(''), GET_VECTOR);
-    let asyncText = '';
     async function* src(): AsyncGenerator<SyncGetEntry> { yield* GET_ENTRIES; }
-    for await (const s of encodeSyncGetResponseAsync(GET_META, src())) asyncText += s;
-    assert.equal(asyncText, GET_VECTOR);
+    const pieces: Buffer[] = [];
+    for await (const piece of encodeSyncGetResponseAsync(GET_META, src())) pieces.push(piece);
+    assert.equal(Buffer.concat(pieces).toString('utf8'), GET_VECTOR);
+    // Content given as its UTF-8 bytes (as the embedded engine reads it) is sent the same.
+    const asBytes = GET_ENTRIES.map((e) => ({ ...e, content: e.content === null ? null : new Uint8Array(Buffer.from(e.content)) }));
+    pieces.length = 0;
+    for await (const piece of encodeSyncGetResponseAsync(GET_META, asBytes)) pieces.push(piece);
+    assert.equal(Buffer.concat(pieces).toString('utf8'), GET_VECTOR);
     assert.equal([...encodeSyncGetResponse({ ...GET_META, number_of_changes: 0, replica_uid: 'u' }, [])].join(''),
       '[\r\n{"new_generation":5,"new_transaction_id":"T-5","number_of_changes":0,"replica_uid":"u"}\r\n]\r\n');
   });
-  it('response pieces are whole entries joined up to the piece size; the text is the same', async () => {
-    async function* src(): AsyncGenerator<SyncGetEntry> { yield* GET_ENTRIES; }
-    const piecesOf = async (size?: number): Promise<string[]> => {
-      const out: string[] = [];
-      for await (const s of encodeSyncGetResponseAsync(GET_META, src(), size)) out.push(s);
+  it('response pieces are whole entries joined up to the piece size, a content that size alone and not copied', async () => {
+    const content = Buffer.from(GET_ENTRIES[0]!.content!);
+    const entries: SyncGetEntryOut[] = [{ ...GET_ENTRIES[0]!, content }, GET_ENTRIES[1]!];
+    const piecesOf = async (size?: number): Promise<Buffer[]> => {
+      const out: Buffer[] = [];
+      for await (const piece of encodeSyncGetResponseAsync(GET_META, entries, size)) out.push(piece);
       return out;
     };
-    assert.deepEqual(await piecesOf(), [GET_VECTOR]);
+    const text = (pieces: Buffer[]): string[] => pieces.map((p) => p.toString('utf8'));
+    assert.deepEqual(text(await piecesOf()), [GET_VECTOR]);
     const single = await piecesOf(1);
-    assert.equal(single.length, GET_ENTRIES.length + 1, 'each entry alone once it reaches the size, then the end');
-    assert.equal(single.join(''), GET_VECTOR);
+    assert.equal(Buffer.concat(single).toString('utf8'), GET_VECTOR);
+    assert.ok(single.includes(content), 'a content of at least the piece size is handed on as the very buffer given');
+    assert.equal(single.length, 4, 'start with the first info line, its content, the second entry, the end');
     const mid = await piecesOf(60);
-    assert.equal(mid.join(''), GET_VECTOR);
+    assert.equal(Buffer.concat(mid).toString('utf8'), GET_VECTOR);
     assert.ok(mid.length > 1 && mid.length < single.length, String(mid.length));
-    for (const piece of mid.slice(0, -1)) assert.ok(piece.length >= 60, piece);
-    for (const piece of mid.slice(1, -1)) assert.ok(piece.startsWith(',\r\n{"id":'), piece);
+    assert.ok(!mid.includes(content), 'a smaller content is joined with its entry');
+    for (const piece of text(mid).slice(0, -1)) assert.ok(piece.length >= 60, piece);
+    for (const piece of text(mid).slice(1, -1)) assert.ok(piece.startsWith(',\r\n{"id":'), piece);
   });
   it('response parser reads the fixed vector, meta first', () => {
     assert.deepEqual(parseGet(GET_VECTOR), expectedGetItems(GET_META, GET_ENTRIES));

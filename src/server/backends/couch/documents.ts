@@ -21,6 +21,7 @@ import { makeTransactionId } from '../../../common/u1db/ids.js';
 import { isNewer } from '../../../common/u1db/vectorclock.js';
 import {
   assertUserDbName,
+  contentAsBytes,
   decidePutIfNewer,
   docSizeBytes,
   KeyedMutex,
@@ -36,6 +37,7 @@ import type {
   PutBatchResult,
   PutOutcome,
   StoredDoc,
+  StoredDocBytes,
   SyncInfoRecord,
   UploadSession,
 } from '../types.js';
@@ -348,6 +350,10 @@ export class CouchDocumentStore implements DocumentStore {
       if (end === undefined) return { generation, transactionId: '', changes: [] };
       return { generation: end.gen, transactionId: end.trans_id, changes };
     }
+  }
+
+  getDocsAsBytes(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDocBytes> {
+    return contentAsBytes(this.getDocs(dbName, ids));
   }
 
   async *getDocs(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDoc> {

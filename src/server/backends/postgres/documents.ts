@@ -12,6 +12,7 @@ import { makeReplicaUid, makeTransactionId } from '../../../common/u1db/ids.js';
 import { isNewer } from '../../../common/u1db/vectorclock.js';
 import {
   assertUserDbName,
+  contentAsBytes,
   decidePutIfNewer,
   docSizeBytes,
   KeyedMutex,
@@ -27,6 +28,7 @@ import type {
   PutBatchResult,
   PutOutcome,
   StoredDoc,
+  StoredDocBytes,
   SyncInfoRecord,
   UploadSession,
 } from '../types.js';
@@ -303,6 +305,10 @@ export class PgDocumentStore implements DocumentStore {
       changes.push({ id: row.doc_id, generation: row.generation!, transactionId: row.transaction_id ?? '' });
     }
     return { generation: first.cur_gen, transactionId: first.cur_trans, changes };
+  }
+
+  getDocsAsBytes(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDocBytes> {
+    return contentAsBytes(this.getDocs(dbName, ids));
   }
 
   async *getDocs(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDoc> {

@@ -25,6 +25,7 @@ import type {
   PutBatchResult,
   PutOutcome,
   StoredDoc,
+  StoredDocBytes,
   SyncInfoRecord,
   UploadSession,
 } from '../types.js';
@@ -97,6 +98,9 @@ function prepareStatements(db: Db) {
        JOIN transaction_log t ON t.generation = d.generation WHERE d.generation > ? ORDER BY d.generation`).raw(true),
     // What a download sends of each document (without the size the writers need).
     getSent: db.prepare<[string], [string, string | null]>('SELECT rev, content FROM documents WHERE doc_id = ?').raw(true),
+    // The same with the content's stored UTF-8 bytes as they are (a cast from TEXT to BLOB copies them unchanged).
+    getSentBytes: db.prepare<[string], [string, Buffer | null]>(
+      'SELECT rev, CAST(content AS BLOB) FROM documents WHERE doc_id = ?').raw(true),
   };
 }
 
@@ -155,6 +159,11 @@ class UserDb {
   /** Revision and content of a document, as a download sends them. */
   getSent(id: string): StoredDoc | undefined {
     const row = this.s.getSent.get(id);
+    return row === undefined ? undefined : { id, rev: row[0], content: row[1] };
+  }
+
+  getSentBytes(id: string): StoredDocBytes | undefined {
+    const row = this.s.getSentBytes.get(id);
     return row === undefined ? undefined : { id, rev: row[0], content: row[1] };
   }
 
@@ -386,6 +395,13 @@ export class SqliteDocumentStore implements DocumentStore {
     for (const id of ids) {
       // Looked up per document: the handle may have been evicted while the consumer was waiting.
       const doc = this.handle(dbName).getSent(id);
+      if (doc !== undefined) yield doc;
+    }
+  }
+
+  async *getDocsAsBytes(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDocBytes> {
+    for (const id of ids) {
+      const doc = this.handle(dbName).getSentBytes(id);
       if (doc !== undefined) yield doc;
     }
   }
