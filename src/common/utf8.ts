@@ -23,3 +23,13 @@ export function decodeUtf8(bytes: Uint8Array): string | null {
     return null;
   }
 }
+
+/**
+ * The text of bytes already known to be valid UTF-8 (`isUtf8`), with {@link decodeUtf8}'s fast path for ASCII.
+ *
+ * @example
+ * if (isUtf8(bytes)) text = utf8Text(bytes);
+ */
+export function utf8Text(bytes: Buffer): string {
+  return isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
+}

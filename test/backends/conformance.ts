@@ -166,6 +166,26 @@ export function runBackendConformance(name: string, setup: () => Promise<Backend
         assert.deepEqual(await collect(b.documents.getDocs(DB, ['D-1'])), [{ id: 'D-1', rev: `${stored!.rev}|c:1`, content: null }]);
       }));
 
+      it('stores content given as UTF-8 bytes (as an upload carries it) as the same text', () => withBackend(async (b) => {
+        await b.documents.ensureDatabase(DB);
+        const text = '{"v":"h\u00e9llo \u{1F600}"}';
+        const bytes = (t: string): IncomingDoc['content'] => Buffer.from(t, 'utf8');
+        await b.documents.putDocsIfNewer(DB, SRC, [{ ...doc('D-1', 'a:1', null, 1), content: bytes(text) }]);
+        assert.deepEqual(await collect(b.documents.getDocs(DB, ['D-1'])), [{ id: 'D-1', rev: 'a:1', content: text }]);
+        const sized = await b.documents.usageBytes(DB);
+        assert.equal(sized, Buffer.byteLength('D-1') + Buffer.byteLength('a:1') + Buffer.byteLength(text));
+        // Concurrent revisions are compared by their text whichever form it came in.
+        const other = await b.documents.putDocsIfNewer(DB, SRC, [{ ...doc('D-1', 'b:1', null, 2), content: bytes('{"v":"b"}') }]);
+        assert.equal(other.outcomes[0]!.state, 'conflicted');
+        const same = await b.documents.putDocsIfNewer(DB, SRC, [{ ...doc('D-1', 'b:1', null, 3), content: bytes(text) }]);
+        assert.equal(same.outcomes[0]!.state, 'superseded', 'the same text: merged under a new revision');
+        // An upload session takes bytes too.
+        const session = await b.documents.openUpload(DB, SRC);
+        await session.putDocsIfNewer([{ ...doc('D-2', 'a:1', null, 4), content: bytes('{"n":2}') }]);
+        await session.commit();
+        assert.deepEqual(await collect(b.documents.getDocs(DB, ['D-2'])), [{ id: 'D-2', rev: 'a:1', content: '{"n":2}' }]);
+      }));
+
       it('records the source generation per document and validates it', () => withBackend(async (b) => {
         await b.documents.ensureDatabase(DB);
         await b.documents.putDocsIfNewer(DB, SRC, [doc('D-1', 'a:1', '{}', 5, 'T-five')]);

@@ -23,7 +23,7 @@ import {
   encodePreamble,
   pascalValue,
 } from './preamble.js';
-import { decodeUtf8 } from '../utf8.js';
+import { utf8Text } from '../utf8.js';
 import { TrailingTagDecipher } from './gcm-tail.js';
 import type { Preamble } from './preamble.js';
 
@@ -260,8 +260,7 @@ const CIPHERTEXT_SCRATCH_MAX = 1024 * 1024;
  */
 export function decryptDocContent(remoteSecret: Buffer | DocKeys, docId: string, rev: string, content: string): string {
   const plain = decryptDocContentBytes(remoteSecret, docId, rev, content);
-  // Checked to be UTF-8 already: the fallback is never taken.
-  const text = decodeUtf8(plain) ?? plain.toString('utf8');
+  const text = utf8Text(plain);
   plain.fill(0);
   return text;
 }

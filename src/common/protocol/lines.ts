@@ -132,6 +132,15 @@ export function stripAsciiWhitespace(s: string): string {
   return start === 0 && end === s.length ? s : s.slice(start, end);
 }
 
+/** {@link stripAsciiWhitespace} over bytes (ASCII whitespace is never part of a longer UTF-8 character). */
+export function stripAsciiWhitespaceBytes(b: Buffer): Buffer {
+  let start = 0;
+  let end = b.length;
+  while (start < end && isAsciiSpace(b[start]!)) start += 1;
+  while (end > start && isAsciiSpace(b[end - 1]!)) end -= 1;
+  return start === 0 && end === b.length ? b : b.subarray(start, end);
+}
+
 /** Space, \t, \n, \v, \f, \r: what Python 2's `str.strip()` removes. */
 function isAsciiSpace(c: number): boolean {
   return c === 0x20 || (c >= 0x09 && c <= 0x0d);

@@ -11,9 +11,10 @@
  * - download response (`application/x-u1db-sync-response`): `[` CRLF meta (`,` CRLF info `,` CRLF content)* CRLF
  *   `]` CRLF, an empty content line meaning a deleted document.
  */
+import { isUtf8 } from 'node:buffer';
 import { BadRequestError, BrokenSyncStreamError, InvalidContentError, type SoledadError } from '../errors.js';
-import { decodeUtf8 } from '../utf8.js';
-import { LineSplitter, stripAsciiWhitespace } from './lines.js';
+import { decodeUtf8, utf8Text } from '../utf8.js';
+import { LineSplitter, stripAsciiWhitespace, stripAsciiWhitespaceBytes } from './lines.js';
 
 /** `content-type` of plain JSON requests and responses (sync info, record sync info, errors). */
 export const CONTENT_TYPE_JSON = 'application/json';
@@ -201,6 +202,15 @@ export type SyncPutEntryOut = Omit<SyncPutEntry, 'content'> & { content: string 
 /** An item produced by {@link SyncPutParser}: the header first, then each document. */
 export type SyncPutItem = { type: 'header'; header: SyncHeader } | { type: 'doc'; entry: SyncPutEntry };
 
+/**
+ * An uploaded document as {@link SyncPutParser.keepingContentBytes} parses it: content read from its raw line is
+ * that line's bytes (checked to be UTF-8), not decoded.
+ */
+export type SyncPutEntryIn = Omit<SyncPutEntry, 'content'> & { content: string | Buffer | null };
+
+/** An item of {@link SyncPutParser.keepingContentBytes}. */
+export type SyncPutItemIn = { type: 'header'; header: SyncHeader } | { type: 'doc'; entry: SyncPutEntryIn };
+
 /** Options of {@link encodeSyncPut}. */
 export interface EncodeSyncPutOptions {
   /**
@@ -277,11 +287,25 @@ const PUT_META_KEYS = ['id', 'rev', 'content', 'gen', 'trans_id', 'number_of_doc
  * for await (const chunk of request.raw) for (const item of parser.push(chunk)) handle(item);
  * for (const item of parser.end()) handle(item);
  */
-export class SyncPutParser {
+export class SyncPutParser<I extends SyncPutItem | SyncPutItemIn = SyncPutItem> {
   private readonly lines: LineSplitter;
   private state: PutState = 'open';
   private comma = false;
   private pendingMeta: { meta: Omit<SyncPutEntry, 'content'>; content?: string | null } | null = null;
+  private contentBytes = false;
+
+  /**
+   * A parser that hands each content line over as its bytes instead of a string: for a server that stores them
+   * as they are, where decoding a large document only for it to be encoded again would cost two passes over it.
+   *
+   * @example
+   * const parser = SyncPutParser.keepingContentBytes();
+   */
+  static keepingContentBytes(options: SyncParserOptions = {}): SyncPutParser<SyncPutItemIn> {
+    const parser = new SyncPutParser<SyncPutItemIn>(options);
+    parser.contentBytes = true;
+    return parser;
+  }
 
   constructor(options: SyncParserOptions = {}) {
     this.lines = new LineSplitter({
@@ -292,9 +316,9 @@ export class SyncPutParser {
   }
 
   /** Feed a chunk of the body; returns the items it completed. */
-  push(chunk: Uint8Array | string): SyncPutItem[] {
+  push(chunk: Uint8Array | string): I[] {
     this.assertUsable();
-    const out: SyncPutItem[] = [];
+    const out: I[] = [];
     try {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
       for (const line of this.lines.push(buf)) this.line(line, out);
@@ -306,9 +330,9 @@ export class SyncPutParser {
   }
 
   /** Signal the end of the body; returns the last items, or throws if the stream is incomplete. */
-  end(): SyncPutItem[] {
+  end(): I[] {
     this.assertUsable();
-    const out: SyncPutItem[] = [];
+    const out: I[] = [];
     try {
       const last = this.lines.finish();
       if (last !== null) this.line(last, out);
@@ -324,9 +348,13 @@ export class SyncPutParser {
     if (this.state === 'failed') throw new BadRequestError('The sync stream was already rejected');
   }
 
-  private line(raw: Buffer, out: SyncPutItem[]): void {
+  private line(raw: Buffer, out: I[]): void {
+    if (this.state === 'content') {
+      this.contentLine(raw, out);
+      return;
+    }
     const decoded = decodeUtf8(raw);
-    if (decoded === null) throw new BadRequestError('The sync stream is not valid UTF-8');
+    if (decoded === null) throw notUtf8();
     const line = stripAsciiWhitespace(decoded);
     switch (this.state) {
       case 'open':
@@ -335,7 +363,7 @@ export class SyncPutParser {
         return;
       case 'header': {
         const [text, comma] = stripComma(line);
-        out.push({ type: 'header', header: parseHeaderObject(text) });
+        out.push({ type: 'header', header: parseHeaderObject(text) } as I);
         this.comma = comma;
         this.state = 'meta';
         return;
@@ -353,22 +381,6 @@ export class SyncPutParser {
         this.state = 'content';
         return;
       }
-      case 'content': {
-        if (line === ']') throw new BadRequestError('Missing content line of the last document');
-        const [text, comma] = stripComma(line);
-        const pending = this.pendingMeta!;
-        // The original pre-fills content from the raw line, then overlays the meta line: the meta value wins.
-        const content = pending.content !== undefined ? pending.content : text === '' ? null : text;
-        if (content !== null && hasLineBreak(content)) {
-          // Could never be sent back inside a line-framed download.
-          throw new BadRequestError('Document content contains a line break');
-        }
-        out.push({ type: 'doc', entry: { ...pending.meta, content } });
-        this.pendingMeta = null;
-        this.comma = comma;
-        this.state = 'meta';
-        return;
-      }
       case 'done':
         if (line !== '') throw new BadRequestError('Data after the final "]" of the sync stream');
         return;
@@ -376,6 +388,34 @@ export class SyncPutParser {
         throw new BadRequestError('The sync stream was already rejected');
     }
   }
+
+  /**
+   * A document's content line, read as bytes: the bulk of an upload, which only needs to be checked (UTF-8, no
+   * line break) and stripped of its framing, not decoded, when the content is kept as bytes.
+   */
+  private contentLine(raw: Buffer, out: I[]): void {
+    if (!isUtf8(raw)) throw notUtf8();
+    let text = stripAsciiWhitespaceBytes(raw);
+    if (text.length === 1 && text[0] === 0x5d) throw new BadRequestError('Missing content line of the last document');
+    const comma = text.length > 0 && text[text.length - 1] === 0x2c;
+    if (comma) text = text.subarray(0, text.length - 1);
+    const pending = this.pendingMeta!;
+    // The original pre-fills content from the raw line, then overlays the meta line: the meta value wins.
+    let content: string | Buffer | null = pending.content !== undefined ? pending.content : text.length === 0 ? null : text;
+    if (content !== null && (typeof content === 'string' ? hasLineBreak(content) : content.includes(0x0d))) {
+      // Could never be sent back inside a line-framed download. (A raw line has no LF: lines end there.)
+      throw new BadRequestError('Document content contains a line break');
+    }
+    if (Buffer.isBuffer(content) && !this.contentBytes) content = utf8Text(content);
+    out.push({ type: 'doc', entry: { ...pending.meta, content } } as I);
+    this.pendingMeta = null;
+    this.comma = comma;
+    this.state = 'meta';
+  }
+}
+
+function notUtf8(): BadRequestError {
+  return new BadRequestError('The sync stream is not valid UTF-8');
 }
 
 /**

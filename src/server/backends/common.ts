@@ -10,7 +10,7 @@ import {
   RevisionConflictError,
 } from '../../common/errors.js';
 import { incrementRev, isNewer, maximizeAndIncrement, parseRev } from '../../common/u1db/vectorclock.js';
-import type { PutState, StoredDoc, StoredDocBytes } from './types.js';
+import type { IncomingDoc, PutState, StoredDoc, StoredDocBytes } from './types.js';
 
 const UUID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 const DB_NAME_RE = /^user-[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
@@ -46,8 +46,26 @@ export function assertUserDbName(name: string): void {
 export interface CurrentDoc {
   /** Stored revision. */
   readonly rev: string;
-  /** Stored content, `null` for a tombstone. */
-  readonly content: string | null;
+  /** Stored content (a string or its UTF-8 bytes), `null` for a tombstone. */
+  readonly content: string | Buffer | null;
+}
+
+/** Whether two contents are the same text, whether given as strings or as UTF-8 bytes. */
+function sameContent(a: string | Buffer | null, b: string | Buffer | null): boolean {
+  if (a === null || b === null) return a === b;
+  if (typeof a === 'string' && typeof b === 'string') return a === b;
+  return Buffer.from(a).equals(Buffer.from(b));
+}
+
+/**
+ * The document with its content as a string, for an engine that stores strings: an upload hands content over as
+ * the bytes it arrived as.
+ *
+ * @example
+ * const docs = incoming.map(textContent);
+ */
+export function textContent(doc: IncomingDoc): IncomingDoc & { readonly content: string | null } {
+  return Buffer.isBuffer(doc.content) ? { ...doc, content: doc.content.toString('utf8') } : doc as IncomingDoc & { readonly content: string | null };
 }
 
 /** Decision of {@link decidePutIfNewer}: the state and, when something is stored, the revision to store. */
@@ -74,7 +92,7 @@ export function decidePutIfNewer(cur: CurrentDoc | null, incoming: CurrentDoc, l
   const current = cur!;
   if (incoming.rev === current.rev) return { state: 'converged', storeRev: null };
   if (isNewer(current.rev, incoming.rev)) return { state: 'superseded', storeRev: null };
-  if (incoming.content === current.content) {
+  if (sameContent(incoming.content, current.content)) {
     return { state: 'superseded', storeRev: maximizeAndIncrement(localReplicaUid, incoming.rev, current.rev) };
   }
   return { state: 'conflicted', storeRev: null };
@@ -120,7 +138,7 @@ export async function* contentAsBytes(docs: AsyncIterable<StoredDoc>): AsyncGene
 }
 
 /** Bytes a document counts for in the quota. */
-export function docSizeBytes(id: string, rev: string, content: string | null): number {
+export function docSizeBytes(id: string, rev: string, content: string | Buffer | null): number {
   return Buffer.byteLength(id) + Buffer.byteLength(rev) + (content === null ? 0 : Buffer.byteLength(content));
 }
 

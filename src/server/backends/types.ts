@@ -40,8 +40,11 @@ export interface IncomingDoc {
   readonly id: string;
   /** Revision (vector clock) as sent. */
   readonly rev: string;
-  /** Opaque content string; `null` for a tombstone. */
-  readonly content: string | null;
+  /**
+   * Opaque content string, or its UTF-8 bytes as an upload carried them (the embedded engine stores those as they
+   * are; the others decode them: {@link textContent}); `null` for a tombstone.
+   */
+  readonly content: string | Buffer | null;
   /** Source generation of this change. */
   readonly gen: number;
   /** Source transaction id of this change. */

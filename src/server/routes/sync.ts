@@ -37,7 +37,8 @@ import {
   type SyncGetEntryOut,
   type SyncGetMeta,
   type SyncHeader,
-  type SyncPutEntry,
+  type SyncPutEntryIn,
+  type SyncPutItemIn,
   type SyncPutResponse,
 } from '../../common/protocol/sync-stream.js';
 import { isValidDocId } from '../../common/u1db/ids.js';
@@ -157,7 +158,8 @@ export function registerSyncRoutes(app: FastifyInstance, options: SyncRoutesOpti
   });
 
   async function upload(request: FastifyRequest, t: Target): Promise<SyncPutResponse> {
-    const parser = new SyncPutParser();
+    // Content stays the bytes it arrived as: the embedded engine stores them without decoding.
+    const parser = SyncPutParser.keepingContentBytes();
     let header: SyncHeader | undefined;
     let replicaUid: string | undefined;
     let session: UploadSession | undefined;
@@ -191,7 +193,7 @@ export function registerSyncRoutes(app: FastifyInstance, options: SyncRoutesOpti
       usageAtStart = await session.usageBytes();
     };
 
-    const onDoc = async (e: SyncPutEntry): Promise<void> => {
+    const onDoc = async (e: SyncPutEntryIn): Promise<void> => {
       const s = session!;
       if (!isValidDocId(e.id)) throw new InvalidDocIdError();
       if (e.rev === '') throw new BadRequestError('A synced document needs a revision');
@@ -207,7 +209,7 @@ export function registerSyncRoutes(app: FastifyInstance, options: SyncRoutesOpti
     };
 
     try {
-      const onItems = async (items: ReturnType<SyncPutParser['push']>): Promise<void> => {
+      const onItems = async (items: SyncPutItemIn[]): Promise<void> => {
         for (const item of items) {
           if (item.type === 'header') await onHeader(item.header);
           else await onDoc(item.entry);

@@ -26,6 +26,7 @@ import {
   type SyncHeader,
   type SyncPutEntry,
   type SyncPutItem,
+  type SyncPutItemIn,
 } from '../../../src/common/protocol/sync-stream.js';
 import { encodeTokenAuthorization, parseTokenAuthorization } from '../../../src/common/protocol/auth.js';
 
@@ -514,6 +515,32 @@ describe('properties', () => {
         assert.ok(err instanceof BadRequestError, String(err));
       }
     }), { numRuns: 1000 });
+  });
+  it('an upload parser keeping content as bytes answers the same as the one decoding it, for any body', () => {
+    /** Items with content bytes decoded, or the error's message. */
+    const outcome = (parser: SyncPutParser<SyncPutItem> | SyncPutParser<SyncPutItemIn>, body: Buffer, cs: number[]): unknown => {
+      try {
+        const items: Array<SyncPutItem | SyncPutItemIn> = [];
+        for (const chunk of splitAt(body, cs)) items.push(...parser.push(chunk));
+        items.push(...parser.end());
+        return items.map((it) => it.type === 'doc' && Buffer.isBuffer(it.entry.content)
+          ? { ...it, entry: { ...it.entry, content: it.entry.content.toString('utf8') } } : it);
+      } catch (err) {
+        assert.ok(err instanceof BadRequestError, String(err));
+        return err.message;
+      }
+    };
+    const valid = fc.tuple(header, putEntries, fc.boolean()).map(([h, entries, inMeta]) =>
+      new Uint8Array(Buffer.from([...encodeSyncPut(h, entries, { contentInMeta: inMeta })].join(''))));
+    fc.assert(fc.property(fc.oneof(valid, garbage), cuts, (bytes, cs) => {
+      const body = Buffer.from(bytes);
+      const bytesParser = SyncPutParser.keepingContentBytes({ maxLineBytes: 4096 });
+      assert.deepEqual(outcome(bytesParser, body, cs), outcome(new SyncPutParser({ maxLineBytes: 4096 }), body, cs));
+    }), { numRuns: 1000 });
+    const rawOnly = PUT_VECTOR.replace(',"content":"{\\"raw\\": \\"EzcB\\"}"', '');
+    const [, doc] = [...SyncPutParser.keepingContentBytes().push(Buffer.from(rawOnly))];
+    assert.ok(doc?.type === 'doc' && Buffer.isBuffer(doc.entry.content), 'content read from its raw line is bytes');
+    assert.equal(doc.entry.content.toString(), '{"raw": "EzcB"}');
   });
   it('garbage only ever raises BrokenSyncStreamError (download parser)', () => {
     fc.assert(fc.property(garbage, cuts, (bytes, cs) => {

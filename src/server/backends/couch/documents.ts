@@ -23,6 +23,7 @@ import {
   assertUserDbName,
   contentAsBytes,
   decidePutIfNewer,
+  textContent,
   docSizeBytes,
   KeyedMutex,
   validateGenAndTransId,
@@ -465,7 +466,8 @@ class CouchUploadSession implements UploadSession {
     }
   }
 
-  private async apply(docs: readonly IncomingDoc[]): Promise<PutBatchResult> {
+  private async apply(incoming: readonly IncomingDoc[]): Promise<PutBatchResult> {
+    const docs = incoming.map(textContent);
     for (const d of docs) assertStorableDocId(d.id);
     await this.loadBase(docs.map((d) => d.id));
     const outcomes: PutOutcome[] = [];

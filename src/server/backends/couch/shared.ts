@@ -37,7 +37,7 @@ export class CouchSharedStore implements SharedStore {
     return new CouchSharedStore(client, dbPath, replicaUid);
   }
 
-  private async read(id: string): Promise<(CurrentDoc & { couchRev: string }) | null> {
+  private async read(id: string): Promise<(CurrentDoc & { content: string | null; couchRev: string }) | null> {
     try {
       const r = await this.client.request<UserDocBody>('GET', `${this.dbPath}/${seg(id)}`, { query: { attachments: true } });
       if (r.body.u1db_rev === undefined || r.body._rev === undefined) return null;

@@ -14,6 +14,7 @@ import {
   assertUserDbName,
   contentAsBytes,
   decidePutIfNewer,
+  textContent,
   docSizeBytes,
   KeyedMutex,
   validateGenAndTransId,
@@ -63,7 +64,8 @@ async function lockDatabase(c: Queryable, dbName: string): Promise<WriterState> 
  * against the stored state plus the batch's own earlier documents; the rows are written with one statement per
  * table at the end, so a failing document leaves nothing of the batch behind.
  */
-async function applyBatch(c: Queryable, st: WriterState, source: string, docs: readonly IncomingDoc[]): Promise<PutBatchResult> {
+async function applyBatch(c: Queryable, st: WriterState, source: string, incoming: readonly IncomingDoc[]): Promise<PutBatchResult> {
+  const docs = incoming.map(textContent);
   const ids = [...new Set(docs.map((d) => d.id))];
   const current = new Map<string, CurrentRow>();
   if (ids.length > 0) {

@@ -80,8 +80,9 @@ function prepareStatements(db: Db) {
     lastGen: db.prepare<[], GenRow>('SELECT generation, transaction_id FROM transaction_log ORDER BY generation DESC LIMIT 1'),
     transAt: db.prepare<[number], { transaction_id: string }>('SELECT transaction_id FROM transaction_log WHERE generation = ?'),
     getDoc: db.prepare<[string], DocRow>('SELECT rev, content, size FROM documents WHERE doc_id = ?'),
-    putDoc: db.prepare<[string, string, string | null, number, number]>(
-      `INSERT INTO documents (doc_id, rev, content, generation, size) VALUES (?, ?, ?, ?, ?)
+    putDoc: db.prepare<[string, string, string | Buffer | null, number, number]>(
+      // Content given as UTF-8 bytes is stored as the same TEXT (the cast copies them unchanged), not decoded.
+      `INSERT INTO documents (doc_id, rev, content, generation, size) VALUES (?, ?, CAST(? AS TEXT), ?, ?)
        ON CONFLICT (doc_id) DO UPDATE SET rev = excluded.rev, content = excluded.content,
        generation = excluded.generation, size = excluded.size`),
     log: db.prepare<[number, string, string]>('INSERT INTO transaction_log (generation, doc_id, transaction_id) VALUES (?, ?, ?)'),
