@@ -16,6 +16,8 @@ export interface SeenIdsCacheOptions {
 
 interface Entry {
   readonly ids: Map<string, number>;
+  /** Generations the sync's uploads created (documents stored as sent). */
+  writes: number;
   expires: number;
 }
 
@@ -38,20 +40,25 @@ export class SeenIdsCache {
     this.now = options.now ?? Date.now;
   }
 
-  /** Add uploaded ids (id → generation) to a sync's entry and extend its life. */
-  record(key: string, ids: ReadonlyMap<string, number>): void {
+  /**
+   * Add uploaded ids (id → generation) and the number of generations their upload created to a sync's entry, and
+   * extend its life. Answers the sync's writes so far (fewer if the entry was evicted meanwhile, never more).
+   */
+  record(key: string, ids: ReadonlyMap<string, number>, writes = 0): number {
     const now = this.now();
     this.evictExpired(now);
     let entry = this.entries.get(key);
     if (entry === undefined) {
-      entry = { ids: new Map(), expires: 0 };
+      entry = { ids: new Map(), writes: 0, expires: 0 };
     } else {
       this.entries.delete(key);
     }
     for (const [id, gen] of ids) entry.ids.set(id, gen);
+    entry.writes += writes;
     entry.expires = now + this.ttlMs;
     this.entries.set(key, entry);
     while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    return entry.writes;
   }
 
   /** The ids uploaded in a sync, if it is still remembered. */

@@ -93,7 +93,8 @@ describe('sync (§1a–1d)', () => {
     assert.equal(res.headers['content-type'], 'application/x-soledad-sync-response');
     const { replicaUid } = await s.backend.documents.getSyncInfo(DB, 'x');
     const changes = await s.backend.documents.whatsChanged(DB, 0);
-    assert.equal(res.body, `[\r\n{"new_generation":2,"new_transaction_id":"${changes.transactionId}","replica_uid":"${replicaUid}"}\r\n]\r\n`);
+    // Both documents were stored as sent into an empty database: the download of this sync would send nothing.
+    assert.equal(res.body, `[\r\n{"new_generation":2,"new_transaction_id":"${changes.transactionId}","replica_uid":"${replicaUid}","nothing_to_download":true}\r\n]\r\n`);
   });
 
   it('GET returns sync info with the source generation recorded during the upload', async () => {
@@ -247,6 +248,63 @@ describe('sync (§1a–1d)', () => {
     assert.equal(res.statusCode, 200, res.body);
     const down = await download(s, URL_A, header({ sync_id: 'other', last_known_generation: g.generation, last_known_trans_id: g.transactionId }));
     assert.deepEqual(down.docs.map((d) => d.content), [big('x'), big('y'), big('z')]);
+  });
+});
+
+describe('the upload answer says when the download of the same sync would send nothing', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await makeServer();
+  });
+  after(() => s.close());
+
+  interface Known { gen: number; trans: string }
+  /** Upload as `url` in sync `syncId` knowing the server up to `known`: the flag, the server's answer, and what that sync's download sends. */
+  async function syncOf(url: string, syncId: string, known: Known, docs: Parameters<typeof entries>[0], ensure = false) {
+    const h = header({ sync_id: syncId, last_known_generation: known.gen, last_known_trans_id: known.trans, ensure });
+    const res = await upload(s, url, h, entries(docs));
+    assert.equal(res.statusCode, 200, res.body);
+    const answer = parseSyncPutResponse(res.body);
+    const now: Known = { gen: answer.new_generation, trans: answer.new_transaction_id };
+    return { flag: answer.nothing_to_download === true, now, sent: async () => (await download(s, url, h)).docs.map((d) => d.id) };
+  }
+
+  it('holds exactly when every change since the known generation is one of this sync\'s documents, stored as sent', async () => {
+    // A first sync into an empty database: everything since 0 is its own.
+    let r = await syncOf(URL_A, 'a1', { gen: 0, trans: '' }, [{ id: 'D-1', rev: 'replicaA:1', content: '{}', gen: 1 }, { id: 'D-2', rev: 'replicaA:1', content: '{}', gen: 2 }], true);
+    assert.equal(r.flag, true);
+    assert.deepEqual(await r.sent(), []);
+    // Two upload requests in one sync: the second counts the first's documents too.
+    const a2 = r.now;
+    r = await syncOf(URL_A, 'a2', a2, [{ id: 'D-3', rev: 'replicaA:1', content: '{}', gen: 3 }]);
+    assert.equal(r.flag, true);
+    r = await syncOf(URL_A, 'a2', a2, [{ id: 'D-4', rev: 'replicaA:1', content: '{}', gen: 4 }]);
+    assert.equal(r.flag, true);
+    assert.deepEqual(await r.sent(), []);
+    const a3 = r.now;
+    // Another replica's sync that knew nothing: the server's four documents are news to it.
+    r = await syncOf(URL_B, 'b1', { gen: 0, trans: '' }, [{ id: 'D-5', rev: 'replicaB:1', content: '{}', gen: 1 }]);
+    assert.equal(r.flag, false);
+    assert.deepEqual(await r.sent(), ['D-1', 'D-2', 'D-3', 'D-4']);
+    // Replica A again: B's document came after what A knows.
+    r = await syncOf(URL_A, 'a3', a3, [{ id: 'D-6', rev: 'replicaA:1', content: '{}', gen: 5 }]);
+    assert.equal(r.flag, false);
+    assert.deepEqual(await r.sent(), ['D-5']);
+    // A conflicting upload stores nothing for that document: the server's version, newer than what A knows, must
+    // come back.
+    const a4 = r.now;
+    const b = await syncOf(URL_B, 'b2', { gen: 0, trans: '' }, [{ id: 'D-7', rev: 'replicaB:1', content: '{"b":7}', gen: 2 }]);
+    r = await syncOf(URL_A, 'a4', a4, [{ id: 'D-7', rev: 'replicaA:1', content: '{"a":7}', gen: 6 }]);
+    assert.equal(r.flag, false);
+    assert.deepEqual(await r.sent(), ['D-7']);
+    // The same content under a concurrent revision is merged into a new server revision A has not seen.
+    r = await syncOf(URL_A, 'a5', b.now, [{ id: 'D-7', rev: 'replicaA:2', content: '{"b":7}', gen: 7 }]);
+    assert.equal(r.flag, false);
+    assert.deepEqual(await r.sent(), ['D-7']);
+    // An already known revision converges: nothing new, nothing to send.
+    r = await syncOf(URL_A, 'a6', r.now, [{ id: 'D-1', rev: 'replicaA:1', content: '{}', gen: 8 }]);
+    assert.equal(r.flag, true);
+    assert.deepEqual(await r.sent(), []);
   });
 });
 

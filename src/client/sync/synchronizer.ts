@@ -143,6 +143,11 @@ export interface SyncStats {
   bytesReceived: number;
   /** True when the server was told our new generation (record_sync_info). */
   recordedWithTarget: boolean;
+  /**
+   * True when the last upload's answer said a download would send nothing (every change on the server since the
+   * last sync was one of ours, stored as sent), so none was made: an upload-only sync takes one request less.
+   */
+  downloadSkipped: boolean;
   /** True when the download was parsed and decrypted on the worker thread (see `decodeInWorkerFrom`). */
   decodedInWorker: boolean;
   /**
@@ -323,7 +328,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
       syncId, ok: false, startedAt: Date.now(), durationMs: 0, phases: {}, upToDate: false, ensured: false,
       targetReplicaUid: null, localGenerationBefore: this.db.getGenerationInfo().generation, localGenerationAfter: 0,
       targetGenerationBefore: 0, targetGenerationAfter: 0, docsSent: 0, batches: 0, docsReceived: 0,
-      docsInserted: 0, docsConflicted: 0, bytesSent: 0, bytesReceived: 0, recordedWithTarget: false,
+      docsInserted: 0, docsConflicted: 0, bytesSent: 0, bytesReceived: 0, recordedWithTarget: false, downloadSkipped: false,
       decodedInWorker: false, docsDecodedWhileArriving: 0,
     };
     this.stats = stats;
@@ -440,6 +445,7 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     enter('upload');
     const sent = new Map<string, string>();
     let afterSend: { generation: number; transactionId: string } | null = null;
+    let nothingToDownload = false;
     let ensureNext = ensure;
     for (const batch of this.planBatches(changes)) {
       signal?.throwIfAborted();
@@ -473,19 +479,28 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
       if (res.replica_uid !== undefined && targetUid === null) targetUid = res.replica_uid;
       ensureNext = false;
       afterSend = { generation: res.new_generation, transactionId: res.new_transaction_id };
+      nothingToDownload = res.nothing_to_download === true;
       progress.batchesSent += 1;
       emit();
     }
     if (targetUid === localUid) throw new InvalidReplicaUidError('The server database has this replica\'s own uid');
 
-    // Steps 8–9: download what we have not seen, verify each document, then apply it.
-    enter('download');
+    // Steps 8–9: download what we have not seen, verify each document, then apply it; unless the server said, in
+    // answer to the last upload, that there is nothing to download: then its generation after that upload is the
+    // one the download would have answered.
     const counts = { inserted: 0, conflicted: 0 };
-    const download = await this.download(
-      { last_known_generation: known.generation, last_known_trans_id: known.transactionId, sync_id: syncId,
-        ensure: targetUid === null },
-      targetUid, sent, progress, counts, emit, signal, keys, stats, targetGen - known.generation,
-    );
+    let download: { targetUid: string; generation: number; transactionId: string };
+    if (nothingToDownload && afterSend !== null && targetUid !== null) {
+      download = { targetUid, ...afterSend };
+      stats.downloadSkipped = true;
+    } else {
+      enter('download');
+      download = await this.download(
+        { last_known_generation: known.generation, last_known_trans_id: known.transactionId, sync_id: syncId,
+          ensure: targetUid === null },
+        targetUid, sent, progress, counts, emit, signal, keys, stats, targetGen - known.generation,
+      );
+    }
     targetUid = download.targetUid;
     stats.targetReplicaUid = targetUid;
     stats.docsInserted = counts.inserted;

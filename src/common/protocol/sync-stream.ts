@@ -428,6 +428,7 @@ function notUtf8(): BadRequestError {
 export function encodeSyncPutResponse(r: SyncPutResponse): string {
   const obj: Record<string, unknown> = { new_generation: r.new_generation, new_transaction_id: r.new_transaction_id };
   if (r.replica_uid !== undefined) obj['replica_uid'] = r.replica_uid;
+  if (r.nothing_to_download === true) obj['nothing_to_download'] = true;
   return `[${CRLF}${JSON.stringify(obj)}${CRLF}]${CRLF}`;
 }
 
@@ -444,6 +445,12 @@ export interface SyncPutResponse {
   new_transaction_id: string;
   /** Target replica uid, sent when the request had `ensure: true`. */
   replica_uid?: string;
+  /**
+   * True when a download in the same sync would send nothing right now: every change since the request's
+   * `last_known_generation` is a document this sync uploaded and the server stored as sent. An addition of this
+   * server (original servers never send it; original clients ignore it): the client skips that request.
+   */
+  nothing_to_download?: boolean;
 }
 
 /**
@@ -471,6 +478,7 @@ export function parseSyncPutResponse(text: string): SyncPutResponse {
   };
   const replica = optString(obj, 'replica_uid', broken);
   if (replica !== undefined) out.replica_uid = replica;
+  if (obj['nothing_to_download'] === true) out.nothing_to_download = true;
   return out;
 }
 

@@ -5,7 +5,7 @@
  * |---|---|
  * | `GET` | 200 sync info + CRLF; 404 `database does not exist` |
  * | `PUT` (`application/json` `{generation, transaction_id}`) | 200 `{"ok":true}`; 400; 404 |
- * | `POST` `application/x-soledad-sync-put` | 200 `[{new_generation, new_transaction_id[, replica_uid]}]`; 400 bad stream; 401 ensure refused; 403 quota; 404; 409 |
+ * | `POST` `application/x-soledad-sync-put` | 200 `[{new_generation, new_transaction_id[, replica_uid][, nothing_to_download]}]`; 400 bad stream; 401 ensure refused; 403 quota; 404; 409 |
  * | `POST` `application/x-soledad-sync-get` | 200 `application/x-u1db-sync-response` stream; 400; 401; 404; 409 |
  *
  * Uploads are streamed: the body is parsed line by line and applied in slices of about 1 MiB through one
@@ -168,6 +168,7 @@ export function registerSyncRoutes(app: FastifyInstance, options: SyncRoutesOpti
     let staged: IncomingDoc[] = [];
     let stagedBytes = 0;
     const seen = new Map<string, number>();
+    let writes = 0;
 
     const flush = async (s: UploadSession): Promise<void> => {
       if (staged.length === 0) return;
@@ -178,6 +179,7 @@ export function registerSyncRoutes(app: FastifyInstance, options: SyncRoutesOpti
       for (const o of result.outcomes) {
         // Conflicted and superseded documents are not "seen": the download must send the server's version back.
         if (o.state === 'inserted' || o.state === 'converged') seen.set(o.id, o.atGeneration);
+        if (o.state === 'inserted') writes += 1;
       }
       const usage = await s.usageBytes();
       // A user over quota may still shrink (delete) but never grow.
@@ -222,9 +224,12 @@ export function registerSyncRoutes(app: FastifyInstance, options: SyncRoutesOpti
       await flush(s);
       const info = await s.commit();
       session = undefined;
-      options.seenIds.record(seenIdsKey(t.dbName, t.source, header!.sync_id), seen);
+      const syncWrites = options.seenIds.record(seenIdsKey(t.dbName, t.source, header!.sync_id), seen, writes);
       const out: SyncPutResponse = { new_generation: info.generation, new_transaction_id: info.transactionId };
       if (replicaUid !== undefined) out.replica_uid = replicaUid;
+      // Every generation since the client's last known one is a document this sync stored as sent: its download
+      // would send nothing (each is seen), so the client may skip it.
+      if (info.generation - header!.last_known_generation === syncWrites) out.nothing_to_download = true;
       return out;
     } finally {
       if (session !== undefined) await session.abort();

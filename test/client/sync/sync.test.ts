@@ -92,6 +92,40 @@ describe('sync: convergence', () => {
     }
   });
 
+  it('a sync that only uploads skips the download, unless another device\'s change is waiting', async () => {
+    const user = await makeUser(server);
+    const a = makeReplica(server, user);
+    const b = makeReplica(server, user);
+    try {
+      a.db.createDoc({ from: 'a', n: 1 });
+      await a.sync.sync();
+      let stats = a.sync.lastStats()!;
+      assert.equal(stats.downloadSkipped, true, 'the server had only what A sent');
+      assert.equal(stats.phases.download, undefined, 'no download request');
+      b.db.createDoc({ from: 'b' });
+      await b.sync.sync();
+      assert.equal(b.sync.lastStats()?.downloadSkipped, false, 'A\'s document was waiting for B');
+      assert.equal(b.db.getAllDocs().docs.length, 2);
+      a.db.createDoc({ from: 'a', n: 2 });
+      await a.sync.sync();
+      stats = a.sync.lastStats()!;
+      assert.equal(stats.downloadSkipped, false, 'B\'s document was waiting for A');
+      assert.equal(stats.docsReceived, 1);
+      assert.deepEqual(a.db.getAllDocs().docs.map((d) => d.content).filter((c) => c?.['from'] === 'b'), [{ from: 'b' }]);
+      a.db.createDoc({ from: 'a', n: 3 });
+      await a.sync.sync();
+      assert.equal(a.sync.lastStats()?.downloadSkipped, true);
+      await b.sync.sync();
+      assert.deepEqual(snapshot(b.db), snapshot(a.db), 'both converge');
+      // The server generation A recorded is the one after its own upload.
+      const genA = a.db.getReplicaGenAndTransId(a.sync.lastStats()!.targetReplicaUid!).generation;
+      assert.equal(genA, 4);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('concurrent edits conflict on the second syncer; resolving converges both', async () => {
     const user = await makeUser(server);
     const a = makeReplica(server, user);
