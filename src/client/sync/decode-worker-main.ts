@@ -61,6 +61,11 @@ function decode(s: Session, items: readonly Item[]): { out: WorkerItem[]; texts:
     }
   }
   if (plains.length === 0) return { out, texts: null };
+  // One text in a memory block of its own (a large document's, as a stream decrypted it) goes over as it is.
+  const only = plains.length === 1 ? plains[0]! : null;
+  if (only !== null && only.byteOffset === 0 && only.byteLength === only.buffer.byteLength && only.buffer instanceof ArrayBuffer) {
+    return { out, texts: only.buffer };
+  }
   const texts = Buffer.allocUnsafeSlow(total);
   let at = 0;
   for (const plain of plains) {
