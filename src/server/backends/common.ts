@@ -10,6 +10,7 @@ import {
   RevisionConflictError,
 } from '../../common/errors.js';
 import { incrementRev, isNewer, maximizeAndIncrement, parseRev } from '../../common/u1db/vectorclock.js';
+import { utf8Text } from '../../common/utf8.js';
 import type { IncomingDoc, PutState, StoredDoc, StoredDocBytes } from './types.js';
 
 const UUID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
@@ -65,7 +66,7 @@ function sameContent(a: string | Buffer | null, b: string | Buffer | null): bool
  * const docs = incoming.map(textContent);
  */
 export function textContent(doc: IncomingDoc): IncomingDoc & { readonly content: string | null } {
-  return Buffer.isBuffer(doc.content) ? { ...doc, content: doc.content.toString('utf8') } : doc as IncomingDoc & { readonly content: string | null };
+  return Buffer.isBuffer(doc.content) ? { ...doc, content: utf8Text(doc.content) } : doc as IncomingDoc & { readonly content: string | null };
 }
 
 /** Decision of {@link decidePutIfNewer}: the state and, when something is stored, the revision to store. */
