@@ -42,7 +42,7 @@ export interface IncomingDoc {
   readonly rev: string;
   /**
    * Opaque content string, or its UTF-8 bytes as an upload carried them (the embedded engine stores those as they
-   * are; the others decode them: {@link textContent}); `null` for a tombstone.
+   * are; the others decode them); `null` for a tombstone.
    */
   readonly content: string | Buffer | null;
   /** Source generation of this change. */
