@@ -72,7 +72,7 @@ export type {
   Change,
   ChangesSince,
   StoredDoc,
-  StoredDocBytes,
+  SentDoc,
   SharedDoc,
   TokenInfo,
 } from './backends/types.js';

@@ -11,7 +11,7 @@ import {
 } from '../../common/errors.js';
 import { incrementRev, isNewer, maximizeAndIncrement, parseRev } from '../../common/u1db/vectorclock.js';
 import { utf8Text } from '../../common/utf8.js';
-import type { IncomingDoc, PutState, StoredDoc, StoredDocBytes } from './types.js';
+import type { IncomingDoc, PutState } from './types.js';
 
 const UUID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 const DB_NAME_RE = /^user-[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
@@ -126,16 +126,6 @@ export function decideDeleteDoc(old: CurrentDoc | null, oldRev: string | null, r
   if (old.rev !== oldRev) throw new RevisionConflictError();
   if (old.content === null) throw new DocumentAlreadyDeletedError();
   return incrementRev(oldRev, replicaUid);
-}
-
-/**
- * Documents with their content encoded as UTF-8, for an engine that reads content as strings.
- *
- * @example
- * async *getDocsAsBytes(db, ids) { yield* contentAsBytes(this.getDocs(db, ids)); }
- */
-export async function* contentAsBytes(docs: AsyncIterable<StoredDoc>): AsyncGenerator<StoredDocBytes> {
-  for await (const d of docs) yield { id: d.id, rev: d.rev, content: d.content === null ? null : Buffer.from(d.content, 'utf8') };
 }
 
 /** Bytes a document counts for in the quota. */

@@ -96,14 +96,17 @@ export interface StoredDoc {
   readonly content: string | null;
 }
 
-/** A stored document as a download sends it: its content as UTF-8 bytes. */
-export interface StoredDocBytes {
+/** A stored document as a download sends it. */
+export interface SentDoc {
   /** Document id. */
   readonly id: string;
   /** Current revision. */
   readonly rev: string;
-  /** The content string's UTF-8 bytes; `null` for a tombstone. */
-  readonly content: Buffer | null;
+  /**
+   * The content string, or (an engine that stores it so, for a large document) its UTF-8 bytes as stored;
+   * `null` for a tombstone.
+   */
+  readonly content: string | Buffer | null;
 }
 
 /**
@@ -153,10 +156,11 @@ export interface DocumentStore {
   /** Current revision and content of each id, in the given order, read lazily; missing ids are skipped. */
   getDocs(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDoc>;
   /**
-   * {@link getDocs} with each content as UTF-8 bytes, for a download: an engine that stores them as such (the
-   * embedded one) hands them over without decoding them into a string, which the response would encode again.
+   * {@link getDocs} for a download: an engine that stores content as UTF-8 may hand a large document's over as
+   * those bytes, which the response sends without decoding them into a string and encoding it again. (Small ones
+   * stay strings: many small buffers cost the garbage collector more than the decoding saves.)
    */
-  getDocsAsBytes(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDocBytes>;
+  getDocsToSend(dbName: string, ids: Iterable<string>): AsyncIterable<SentDoc>;
   /** Bytes taken by the user's documents (ids, revisions and content). */
   usageBytes(dbName: string): Promise<number>;
 }

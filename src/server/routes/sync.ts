@@ -258,7 +258,7 @@ export function registerSyncRoutes(app: FastifyInstance, options: SyncRoutesOpti
 
   async function* entries(dbName: string, changes: readonly Change[]): AsyncGenerator<SyncGetEntryOut> {
     let i = 0;
-    for await (const doc of documents.getDocsAsBytes(dbName, changes.map((c) => c.id))) {
+    for await (const doc of documents.getDocsToSend(dbName, changes.map((c) => c.id))) {
       while (changes[i]!.id !== doc.id) i += 1;
       const change = changes[i]!;
       i += 1;

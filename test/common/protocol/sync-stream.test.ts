@@ -275,37 +275,38 @@ describe('download (§1d)', () => {
   it('response encodes the fixed vector byte for byte', async () => {
     assert.equal([...encodeSyncGetResponse(GET_META, GET_ENTRIES)].join(''), GET_VECTOR);
     async function* src(): AsyncGenerator<SyncGetEntry> { yield* GET_ENTRIES; }
-    const pieces: Buffer[] = [];
-    for await (const piece of encodeSyncGetResponseAsync(GET_META, src())) pieces.push(piece);
-    assert.equal(Buffer.concat(pieces).toString('utf8'), GET_VECTOR);
-    // Content given as its UTF-8 bytes (as the embedded engine reads it) is sent the same.
-    const asBytes = GET_ENTRIES.map((e) => ({ ...e, content: e.content === null ? null : new Uint8Array(Buffer.from(e.content)) }));
-    pieces.length = 0;
-    for await (const piece of encodeSyncGetResponseAsync(GET_META, asBytes)) pieces.push(piece);
-    assert.equal(Buffer.concat(pieces).toString('utf8'), GET_VECTOR);
+    const text = async (entries: AsyncIterable<SyncGetEntryOut> | Iterable<SyncGetEntryOut>): Promise<string> => {
+      let out = '';
+      for await (const piece of encodeSyncGetResponseAsync(GET_META, entries)) out += piece.toString();
+      return out;
+    };
+    assert.equal(await text(src()), GET_VECTOR);
+    // Content given as its UTF-8 bytes (as the embedded engine reads a large one) is sent the same.
+    assert.equal(await text(GET_ENTRIES.map((e) => ({ ...e, content: e.content === null ? null : new Uint8Array(Buffer.from(e.content)) }))), GET_VECTOR);
     assert.equal([...encodeSyncGetResponse({ ...GET_META, number_of_changes: 0, replica_uid: 'u' }, [])].join(''),
       '[\r\n{"new_generation":5,"new_transaction_id":"T-5","number_of_changes":0,"replica_uid":"u"}\r\n]\r\n');
   });
-  it('response pieces are whole entries joined up to the piece size, a content that size alone and not copied', async () => {
-    const content = Buffer.from(GET_ENTRIES[0]!.content!);
-    const entries: SyncGetEntryOut[] = [{ ...GET_ENTRIES[0]!, content }, GET_ENTRIES[1]!];
-    const piecesOf = async (size?: number): Promise<Buffer[]> => {
-      const out: Buffer[] = [];
+  it('response pieces are whole entries joined up to the piece size; content given as bytes goes alone, uncopied', async () => {
+    async function* src(): AsyncGenerator<SyncGetEntry> { yield* GET_ENTRIES; }
+    const piecesOf = async (size?: number, entries: AsyncIterable<SyncGetEntryOut> | Iterable<SyncGetEntryOut> = src()): Promise<Array<string | Buffer>> => {
+      const out: Array<string | Buffer> = [];
       for await (const piece of encodeSyncGetResponseAsync(GET_META, entries, size)) out.push(piece);
       return out;
     };
-    const text = (pieces: Buffer[]): string[] => pieces.map((p) => p.toString('utf8'));
-    assert.deepEqual(text(await piecesOf()), [GET_VECTOR]);
+    assert.deepEqual(await piecesOf(), [GET_VECTOR]);
     const single = await piecesOf(1);
-    assert.equal(Buffer.concat(single).toString('utf8'), GET_VECTOR);
-    assert.ok(single.includes(content), 'a content of at least the piece size is handed on as the very buffer given');
-    assert.equal(single.length, 4, 'start with the first info line, its content, the second entry, the end');
-    const mid = await piecesOf(60);
-    assert.equal(Buffer.concat(mid).toString('utf8'), GET_VECTOR);
+    assert.equal(single.length, GET_ENTRIES.length + 1, 'each entry alone once it reaches the size, then the end');
+    assert.equal(single.join(''), GET_VECTOR);
+    const mid = (await piecesOf(60)) as string[];
+    assert.equal(mid.join(''), GET_VECTOR);
     assert.ok(mid.length > 1 && mid.length < single.length, String(mid.length));
-    assert.ok(!mid.includes(content), 'a smaller content is joined with its entry');
-    for (const piece of text(mid).slice(0, -1)) assert.ok(piece.length >= 60, piece);
-    for (const piece of text(mid).slice(1, -1)) assert.ok(piece.startsWith(',\r\n{"id":'), piece);
+    for (const piece of mid.slice(0, -1)) assert.ok(piece.length >= 60, piece);
+    for (const piece of mid.slice(1, -1)) assert.ok(piece.startsWith(',\r\n{"id":'), piece);
+    const content = Buffer.from(GET_ENTRIES[0]!.content!);
+    const withBytes = await piecesOf(undefined, [{ ...GET_ENTRIES[0]!, content }, GET_ENTRIES[1]!]);
+    assert.equal(withBytes.length, 3, 'what precedes it with its info line, the content, the rest');
+    assert.equal(withBytes[1], content, 'the very buffer given');
+    assert.equal(withBytes.map((p) => p.toString()).join(''), GET_VECTOR);
   });
   it('response parser reads the fixed vector, meta first', () => {
     assert.deepEqual(parseGet(GET_VECTOR), expectedGetItems(GET_META, GET_ENTRIES));

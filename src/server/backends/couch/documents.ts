@@ -21,7 +21,6 @@ import { makeTransactionId } from '../../../common/u1db/ids.js';
 import { isNewer } from '../../../common/u1db/vectorclock.js';
 import {
   assertUserDbName,
-  contentAsBytes,
   decidePutIfNewer,
   textContent,
   docSizeBytes,
@@ -38,7 +37,7 @@ import type {
   PutBatchResult,
   PutOutcome,
   StoredDoc,
-  StoredDocBytes,
+  SentDoc,
   SyncInfoRecord,
   UploadSession,
 } from '../types.js';
@@ -353,8 +352,8 @@ export class CouchDocumentStore implements DocumentStore {
     }
   }
 
-  getDocsAsBytes(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDocBytes> {
-    return contentAsBytes(this.getDocs(dbName, ids));
+  getDocsToSend(dbName: string, ids: Iterable<string>): AsyncIterable<SentDoc> {
+    return this.getDocs(dbName, ids);
   }
 
   async *getDocs(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDoc> {

@@ -12,7 +12,6 @@ import { makeReplicaUid, makeTransactionId } from '../../../common/u1db/ids.js';
 import { isNewer } from '../../../common/u1db/vectorclock.js';
 import {
   assertUserDbName,
-  contentAsBytes,
   decidePutIfNewer,
   textContent,
   docSizeBytes,
@@ -29,7 +28,7 @@ import type {
   PutBatchResult,
   PutOutcome,
   StoredDoc,
-  StoredDocBytes,
+  SentDoc,
   SyncInfoRecord,
   UploadSession,
 } from '../types.js';
@@ -309,8 +308,8 @@ export class PgDocumentStore implements DocumentStore {
     return { generation: first.cur_gen, transactionId: first.cur_trans, changes };
   }
 
-  getDocsAsBytes(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDocBytes> {
-    return contentAsBytes(this.getDocs(dbName, ids));
+  getDocsToSend(dbName: string, ids: Iterable<string>): AsyncIterable<SentDoc> {
+    return this.getDocs(dbName, ids);
   }
 
   async *getDocs(dbName: string, ids: Iterable<string>): AsyncIterable<StoredDoc> {
