@@ -2,7 +2,7 @@
  * What the client does with one document the server sends, before it may touch the local database (fact sheet
  * §1d "client insert", §3b, §3c): decrypt and verify, or keep scheme-external content as-is, and refuse rollbacks.
  */
-import { InvalidJSONError, RollbackError, TamperedDocumentError } from '../../common/errors.js';
+import { RollbackError, TamperedDocumentError } from '../../common/errors.js';
 import {
   DocKeys,
   decryptDocContent,
@@ -14,7 +14,7 @@ import {
 import { EncScheme } from '../../common/crypto/preamble.js';
 import { Document, parseJsonObject } from '../../common/u1db/document.js';
 import { isNewer } from '../../common/u1db/vectorclock.js';
-import { decodeUtf8 } from '../../common/utf8.js';
+import { utf8Text } from '../../common/utf8.js';
 import type { SyncGetEntry } from '../../common/protocol/sync-stream.js';
 
 /** B64U of the preamble's magic 0x13 0x37 and scheme byte 1 (symmetric) or 2 (external). */
@@ -107,9 +107,7 @@ export function decodeIncomingBytes(remoteSecret: Buffer, entry: SyncGetEntry, o
  */
 export function acceptDecrypted(plain: Buffer): Buffer {
   try {
-    const text = decodeUtf8(plain);
-    if (text === null) throw new InvalidJSONError('Document content is not UTF-8 text');
-    parseJsonObject(text);
+    parseJsonObject(utf8Text(plain));
   } catch (err) {
     plain.fill(0);
     throw err;

@@ -55,7 +55,8 @@ export interface CurrentDoc {
 function sameContent(a: string | Buffer | null, b: string | Buffer | null): boolean {
   if (a === null || b === null) return a === b;
   if (typeof a === 'string' && typeof b === 'string') return a === b;
-  return Buffer.from(a).equals(Buffer.from(b));
+  const bytes = (c: string | Buffer): Buffer => (typeof c === 'string' ? Buffer.from(c, 'utf8') : c);
+  return bytes(a).equals(bytes(b));
 }
 
 /**
