@@ -539,8 +539,9 @@ export class Soledad extends EventEmitter<SoledadEvents> {
   // ---- sync ----
 
   /**
-   * Synchronize with the server. Resolves with the local generation before the sync. A call while a sync runs
-   * waits for that sync and shares its result.
+   * Synchronize with the server. Resolves with the local generation before the sync, once what it downloaded is
+   * stored (telling the server this device's new generation completes afterwards; {@link close} waits for it). A
+   * call while a sync runs waits for that sync and shares its result.
    *
    * @example
    * await sol.createDoc({ subject: 'hello' });
@@ -590,6 +591,8 @@ export class Soledad extends EventEmitter<SoledadEvents> {
     await this.incomingBox?.close();
     this.writes.flush();
     if (this.synchronizer?.syncing) await this.synchronizer.sync().catch(() => undefined);
+    // The last sync's record of our generation, still on its way to the server.
+    await this.synchronizer?.recorded();
     this.closed = true;
     await this.blobManager?.close();
     this.db.close();

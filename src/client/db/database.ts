@@ -128,6 +128,22 @@ export interface GenerationInfo {
   transactionId: string;
 }
 
+/**
+ * A generation of this replica that a server still has to be told it has seen (see
+ * {@link LocalDatabase.setPendingSyncRecord}).
+ */
+export interface PendingSyncRecord {
+  /** The server database's replica uid. */
+  replicaUid: string;
+  /** This replica's generation the server has seen. */
+  generation: number;
+  /** This replica's transaction id at that generation. */
+  transactionId: string;
+}
+
+/** `u1db_config` key of the {@link PendingSyncRecord} (a JSON object); the original never reads it. */
+const PENDING_SYNC_RECORD_KEY = 'pending_sync_record';
+
 /** One entry of {@link WhatsChanged.changes}: the latest change of a document. */
 export interface Change {
   docId: string;
@@ -916,6 +932,42 @@ export class LocalDatabase {
     });
   }
 
+  /**
+   * Remember, with the sync log, a generation of this replica that a server has seen but has not been told of yet
+   * (the documents of a download, which the sync tells it in the background), or forget it (`null`). The next sync
+   * reads it ({@link getPendingSyncRecord}) and tells the server if the answer never reached it, so that it does not
+   * send those documents back.
+   *
+   * @example
+   * db.transaction(() => {
+   *   db.setReplicaGenAndTransId(serverReplicaUid, 42, 'T-…');
+   *   db.setPendingSyncRecord({ replicaUid: serverReplicaUid, ...db.getGenerationInfo() });
+   * });
+   */
+  setPendingSyncRecord(record: PendingSyncRecord | null): void {
+    if (record !== null) checkGeneration(record.generation);
+    this.write(() => {
+      if (record === null) this.s.deleteConfig.run(PENDING_SYNC_RECORD_KEY);
+      else this.s.setConfig.run(PENDING_SYNC_RECORD_KEY, JSON.stringify(record));
+    });
+  }
+
+  /** The record {@link setPendingSyncRecord} left, or `null` (none, or not one this library wrote). */
+  getPendingSyncRecord(): PendingSyncRecord | null {
+    this.handle();
+    const text = this.s.getConfig.get(PENDING_SYNC_RECORD_KEY) as string | null | undefined;
+    if (typeof text !== 'string') return null;
+    try {
+      const value = JSON.parse(text) as Partial<PendingSyncRecord>;
+      const { replicaUid, generation, transactionId } = value;
+      if (typeof replicaUid !== 'string' || typeof transactionId !== 'string' || !Number.isSafeInteger(generation)
+        || generation! < 0) return null;
+      return { replicaUid, generation: generation!, transactionId };
+    } catch {
+      return null;
+    }
+  }
+
   private validateSource(replicaUid: string, generation: number, transactionId: string): void {
     validateSource(this.getReplicaGenAndTransId(replicaUid), generation, transactionId);
   }
@@ -1340,6 +1392,9 @@ function prepareStatements(db: Database.Database) {
     unsyncableIds: db.prepare(`SELECT doc_id FROM document WHERE ${UNSYNCABLE_SQL}`).pluck(),
     getSyncLog: db.prepare('SELECT known_generation, known_transaction_id FROM sync_log WHERE replica_uid = ?'),
     setSyncLog: db.prepare('INSERT OR REPLACE INTO sync_log (replica_uid, known_generation, known_transaction_id) VALUES (?, ?, ?)'),
+    getConfig: db.prepare('SELECT value FROM u1db_config WHERE name = ?').pluck(),
+    setConfig: db.prepare('INSERT OR REPLACE INTO u1db_config (name, value) VALUES (?, ?)'),
+    deleteConfig: db.prepare('DELETE FROM u1db_config WHERE name = ?'),
     hasConflicts: db.prepare('SELECT 1 FROM conflicts WHERE doc_id = ? LIMIT 1'),
     anyConflict: db.prepare('SELECT 1 FROM conflicts LIMIT 1'),
     conflictsOf: db.prepare('SELECT doc_rev, content FROM conflicts WHERE doc_id = ? ORDER BY doc_rev'),

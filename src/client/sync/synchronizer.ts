@@ -29,7 +29,7 @@ import {
   type SyncPutResponse,
 } from '../../common/protocol/sync-stream.js';
 import { Document } from '../../common/u1db/document.js';
-import type { Change, IncomingVersion, LocalDatabase } from '../db/database.js';
+import type { Change, IncomingVersion, LocalDatabase, PendingSyncRecord } from '../db/database.js';
 import { mapTransportError, type HttpClient } from '../http/client.js';
 import { DecodeWorker, decodedJson, type DecodedDoc, type DecodedItem, type DecodeSession } from './decode-worker.js';
 import { assertNotRollback, decodeIncoming, type ExternalDocPolicy } from './incoming.js';
@@ -141,7 +141,11 @@ export interface SyncStats {
   bytesSent: number;
   /** Download response bytes read. */
   bytesReceived: number;
-  /** True when the server was told our new generation (record_sync_info). */
+  /**
+   * True when the server is told our new generation (record_sync_info) after documents were downloaded. The request
+   * completes after the sync resolves (see {@link Synchronizer.recorded}); until the server has answered, the local
+   * database keeps the record and the next sync tells the server if it did not get it.
+   */
   recordedWithTarget: boolean;
   /**
    * True when the last upload's answer said a download would send nothing (every change on the server since the
@@ -207,6 +211,12 @@ export interface SynchronizerEvents {
 
 /** Syncs in flight, per local database: one at a time, callers arriving meanwhile share its result. */
 const running = new WeakMap<LocalDatabase, Promise<number>>();
+
+/**
+ * Records in flight, per local database: the last sync's telling the server our generation after a download
+ * (record_sync_info), which runs after the sync has resolved. It never rejects.
+ */
+const recording = new WeakMap<LocalDatabase, Promise<void>>();
 
 interface Planned {
   docId: string;
@@ -298,6 +308,19 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     return running.has(this.db);
   }
 
+  /**
+   * Resolves when the server has answered the record of this database's last sync (or the request failed: the next
+   * sync then tells it). `close()` waits for it so that a closed database leaves nothing in flight; the next sync
+   * waits for it too. Never rejects.
+   *
+   * @example
+   * await sync.sync();
+   * await sync.recorded(); // the server now knows this device's generation
+   */
+  recorded(): Promise<void> {
+    return recording.get(this.db) ?? Promise.resolve();
+  }
+
   /** Phases, counts and timings of the last sync this synchronizer ran, or `undefined` before the first. */
   lastStats(): SyncStats | undefined {
     return this.stats === undefined ? undefined : { ...this.stats, phases: { ...this.stats.phases } };
@@ -318,6 +341,8 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
   }
 
   private async run(opts: SyncOptions): Promise<number> {
+    // The last sync's record first, so that the server's answer below includes it.
+    await this.recorded();
     // The decoding worker loads while the info and upload steps run (once per process; not when a database is
     // only opened, e.g. by a command that never syncs).
     if (Number.isFinite(this.decodeInWorkerFrom)) DecodeWorker.shared();
@@ -412,12 +437,25 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
     stats.ensured = ensure;
     const targetGen = info?.target_replica_generation ?? 0;
     const targetTransId = info?.target_replica_transaction_id ?? '';
-    const targetMyGen = info?.source_replica_generation ?? 0;
-    const targetMyTransId = info?.source_transaction_id ?? '';
+    let targetMyGen = info?.source_replica_generation ?? 0;
+    let targetMyTransId = info?.source_transaction_id ?? '';
     stats.targetReplicaUid = targetUid;
     if (targetUid === localUid) throw new InvalidReplicaUidError('The server database has this replica\'s own uid');
     // A local database restored from a backup, or copied from another device, fails here instead of merging.
     db.validateGenAndTransId(targetMyGen, targetMyTransId);
+
+    // The record of an earlier sync that never reached this server (the process ended first, or the request
+    // failed): tell it now, before anything is sent, or the documents that sync downloaded would go back up.
+    const pending = db.getPendingSyncRecord();
+    if (pending !== null) {
+      if (pending.replicaUid === targetUid && pending.generation > targetMyGen) {
+        db.validateGenAndTransId(pending.generation, pending.transactionId);
+        await this.target.recordSyncInfo(pending.generation, pending.transactionId, signal);
+        targetMyGen = pending.generation;
+        targetMyTransId = pending.transactionId;
+      }
+      db.setPendingSyncRecord(null);
+    }
 
     // Step 3: our changes the server has not seen; only syncable documents ever leave the device.
     const { generation: myGen, changes } = db.whatsChanged(targetMyGen, { syncableOnly: true });
@@ -518,15 +556,39 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
 
     // Step 10: remember the server's generation; tell it ours only if nothing else happened locally meanwhile.
     enter('record');
-    db.setReplicaGenAndTransId(targetUid, newGen, newTransId);
-    stats.targetGenerationAfter = newGen;
     const numInserted = counts.inserted + counts.conflicted;
     const cur = db.getGenerationInfo();
-    if (numInserted > 0 && cur.generation === myGen + numInserted) {
-      await this.target.recordSyncInfo(cur.generation, cur.transactionId, signal);
+    const record: PendingSyncRecord | null = numInserted > 0 && cur.generation === myGen + numInserted
+      ? { replicaUid: targetUid, generation: cur.generation, transactionId: cur.transactionId }
+      : null;
+    db.transaction(() => {
+      db.setReplicaGenAndTransId(targetUid, newGen, newTransId);
+      if (record !== null) db.setPendingSyncRecord(record);
+    });
+    stats.targetGenerationAfter = newGen;
+    if (record !== null) {
+      this.recordInBackground(record);
       stats.recordedWithTarget = true;
     }
     return myGen;
+  }
+
+  /**
+   * Tell the server our generation after a download without holding up the sync: the documents are already applied,
+   * and the record only spares the next sync from sending them back. Over a real network that is a round trip less
+   * per sync. The local database keeps the record until a later sync sees the server has it, so a record lost with
+   * the process or the connection is told then. The request is not tied to the sync's abort signal (the sync is
+   * over); `close()` waits for it.
+   */
+  private recordInBackground(record: PendingSyncRecord): void {
+    const db = this.db;
+    const inFlight: Promise<void> = this.target.recordSyncInfo(record.generation, record.transactionId).then(
+      () => undefined,
+      () => undefined,
+    ).finally(() => {
+      if (recording.get(db) === inFlight) recording.delete(db);
+    });
+    recording.set(db, inFlight);
   }
 
   /**

@@ -12,7 +12,7 @@ import {
   InvalidTransactionIdError,
   RevisionConflictError,
 } from '../../../src/common/errors.js';
-import type { LocalDatabase, PutDocIfNewerOptions } from '../../../src/client/db/database.js';
+import { LocalDatabase, type PutDocIfNewerOptions } from '../../../src/client/db/database.js';
 import type { JsonObject } from '../../../src/common/u1db/json.js';
 import { formatRev, incrementRev, isNewer, maximizeRevs } from '../../../src/common/u1db/vectorclock.js';
 import { makeDocument, NESTED, openTestDb, revsAndContent, SIMPLE, type TestDb } from './helpers.js';
@@ -173,6 +173,25 @@ describe('LocalDatabase sync internals', () => {
         assert.equal(a3.rev, got.rev);
       });
     }
+
+    it('keeps a pending sync record across reopening, with the sync log, until it is dropped', () => {
+      assert.equal(db.getPendingSyncRecord(), null);
+      db.createDoc(SIMPLE, 'a');
+      db.transaction(() => {
+        db.setReplicaGenAndTransId('server', 3, 'T-s3');
+        db.setPendingSyncRecord({ replicaUid: 'server', ...db.getGenerationInfo() });
+      });
+      db.close();
+      db = LocalDatabase.open({ path: t.path, encryption: { mode: 'encrypted', key: t.key } });
+      assert.deepEqual(db.getPendingSyncRecord(), { replicaUid: 'server', generation: 1, transactionId: lastTransId(db) });
+      assert.throws(() => db.setPendingSyncRecord({ replicaUid: 'server', generation: -1, transactionId: 'T' }), InvalidGenerationError);
+      db.setPendingSyncRecord(null);
+      assert.equal(db.getPendingSyncRecord(), null);
+      // Something else under the key (not written by this library) is no record.
+      db.rawQuery("INSERT OR REPLACE INTO u1db_config (name, value) VALUES ('pending_sync_record', '{\"generation\": \"1\"}')");
+      assert.equal(db.getPendingSyncRecord(), null);
+      db.close();
+    });
 
     it('validates the source generation and transaction id before anything else', () => {
       db.setReplicaGenAndTransId('other', 1, 'T-sid');

@@ -126,6 +126,71 @@ describe('sync: convergence', () => {
     }
   });
 
+  it('a download\'s record reaches the server after the sync resolves; the next sync and close wait for it', async () => {
+    const user = await makeUser(server);
+    const a = makeReplica(server, user);
+    const b = makeReplica(server, user);
+    try {
+      for (let i = 0; i < 5; i++) a.db.createDoc({ from: 'a', i });
+      await a.sync.sync();
+      await b.sync.sync();
+      assert.equal(b.sync.lastStats()?.recordedWithTarget, true);
+      assert.deepEqual(b.db.getPendingSyncRecord(), {
+        replicaUid: b.sync.lastStats()!.targetReplicaUid, ...b.db.getGenerationInfo(),
+      }, 'kept locally until a later sync sees the server has it');
+      await b.sync.recorded();
+      const info = await server.backend.documents.getSyncInfo(`user-${user.uuid}`, b.db.replicaUid);
+      assert.equal(info.sourceGeneration, 5, 'the server knows B has seen its five documents');
+      b.db.createDoc({ from: 'b' });
+      await b.sync.sync();
+      assert.equal(b.sync.lastStats()?.docsSent, 1, 'only B\'s own document goes up');
+      assert.equal(b.db.getPendingSyncRecord(), null);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a record that never reached the server is told by the next sync, and the downloaded documents stay down', async () => {
+    const user = await makeUser(server);
+    const a = makeReplica(server, user);
+    const b = makeReplica(server, user);
+    try {
+      for (let i = 0; i < 5; i++) a.db.createDoc({ from: 'a', i });
+      await a.sync.sync();
+      await b.sync.sync();
+      await b.sync.recorded();
+      // As if the process had ended (or the connection broken) before the record arrived.
+      await server.backend.documents.recordSyncInfo(`user-${user.uuid}`, b.db.replicaUid, 0, '');
+      b.db.createDoc({ from: 'b' });
+      await b.sync.sync();
+      const stats = b.sync.lastStats()!;
+      assert.equal(stats.docsSent, 1, 'A\'s five documents are not sent back');
+      assert.equal(b.db.getPendingSyncRecord(), null);
+      const info = await server.backend.documents.getSyncInfo(`user-${user.uuid}`, b.db.replicaUid);
+      assert.equal(info.sourceGeneration, 6, 'the pending record, then B\'s upload');
+      await a.sync.sync();
+      assert.deepEqual(snapshot(a.db), snapshot(b.db));
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a pending record for another server database is dropped, not told', async () => {
+    const user = await makeUser(server);
+    const a = makeReplica(server, user);
+    try {
+      a.db.createDoc({ from: 'a' });
+      a.db.setPendingSyncRecord({ replicaUid: 'some-other-server-db', ...a.db.getGenerationInfo() });
+      await a.sync.sync();
+      assert.equal(a.sync.lastStats()?.docsSent, 1, 'its document still goes up');
+      assert.equal(a.db.getPendingSyncRecord(), null);
+    } finally {
+      await a.close();
+    }
+  });
+
   it('concurrent edits conflict on the second syncer; resolving converges both', async () => {
     const user = await makeUser(server);
     const a = makeReplica(server, user);
