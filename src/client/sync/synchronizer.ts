@@ -143,8 +143,8 @@ export interface SyncStats {
   bytesReceived: number;
   /**
    * True when the server is told our new generation (record_sync_info) after documents were downloaded. The request
-   * completes after the sync resolves (see {@link Synchronizer.recorded}); until the server has answered, the local
-   * database keeps the record and the next sync tells the server if it did not get it.
+   * completes after the sync resolves (`close()` and the next sync wait for it); the local database keeps the record
+   * until a later sync sees the server has it, and tells the server then if it never got it.
    */
   recordedWithTarget: boolean;
   /**
