@@ -2,7 +2,8 @@
  * User databases of the embedded engine: one SQLite file per user under `<data_dir>/users/`, holding the
  * U1DB replica of opaque ciphertext (documents, transaction log, sync log).
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import Database from 'better-sqlite3-multiple-ciphers';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -286,7 +287,7 @@ export class SqliteDocumentStore implements DocumentStore {
 
   async ensureDatabase(dbName: string): Promise<{ replicaUid: string; created: boolean }> {
     assertUserDbName(dbName);
-    return this.writers.run(dbName, () => {
+    return this.writers.run(dbName, async () => {
       if (existsSync(this.file(dbName))) return { replicaUid: this.handle(dbName).replicaUid, created: false };
       // Build the file aside and rename it into place: no reader ever sees a half-initialized database.
       const tmp = `${this.file(dbName)}.creating-${randomBytes(6).toString('hex')}`;
@@ -303,11 +304,13 @@ export class SqliteDocumentStore implements DocumentStore {
       } finally {
         db.close();
       }
-      const fd = openSync(tmp, 'r+');
+      // On the thread pool: the sync waits for the disk (milliseconds when other files' writes are being flushed),
+      // and meanwhile this thread serves other requests and this upload's first documents.
+      const file = await open(tmp, 'r+');
       try {
-        fsyncSync(fd);
+        await file.sync();
       } finally {
-        closeSync(fd);
+        await file.close();
       }
       renameSync(tmp, this.file(dbName));
       return { replicaUid: this.handle(dbName).replicaUid, created: true };
