@@ -81,6 +81,32 @@ describe('sqlite user database schema migration', () => {
     try {
       assert.equal(db.prepare("SELECT value FROM u1db_config WHERE name = 'schema_version'").pluck().get(), '2');
       assert.equal(db.prepare('SELECT count(*) FROM documents').pluck().get(), 3);
+      assert.equal(db.pragma('page_size', { simple: true }), 4096, 'an existing file keeps its page size');
+    } finally {
+      db.close();
+    }
+  });
+
+  it('creates new user databases with 16 KiB pages, which store and answer like any other', async () => {
+    const name = 'user-00000000000000000000000000000016';
+    const backend = await openSqliteBackend({ dataDir });
+    try {
+      assert.equal((await backend.documents.ensureDatabase(name)).created, true);
+      const up = await backend.documents.openUpload(name, 'src');
+      const content = `{"raw": "${'A'.repeat(40_000)}"}`;
+      await up.putDocsIfNewer([{ id: 'D-big', rev: 'src:1', content, gen: 1, transId: 'T-1' }]);
+      await up.commit();
+      const sent = [];
+      for await (const d of backend.documents.getDocsToSend(name, ['D-big'])) sent.push(d);
+      assert.equal(sent.length, 1);
+      assert.equal(Buffer.from(sent[0]!.content!).toString(), content);
+    } finally {
+      await backend.close();
+    }
+    const db = new Database(join(dataDir, 'users', `${name}.db`), { readonly: true });
+    try {
+      assert.equal(db.pragma('page_size', { simple: true }), 16384);
+      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
     } finally {
       db.close();
     }

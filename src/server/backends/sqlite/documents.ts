@@ -46,6 +46,15 @@ CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY CHECK (id = 1), bytes I
 const SCHEMA_VERSION = '2';
 
 /**
+ * Page size of new user databases (existing files keep theirs). Documents are ciphertext of a few KB to a few MB: in
+ * 4 KiB pages a 5 KB document takes an overflow page of its own and every page costs a WAL frame, with its header,
+ * checksum and write. With 16 KiB pages, storing 10,000 documents of 5 KB (as encrypted on the wire) took 96 ms
+ * instead of 159 ms, reading them back 47 instead of 58 ms, and committing a 2.7 MB upload 1.9 instead of 2.7 ms;
+ * a small update writes its few pages into the WAL at 16 KiB each, which costs no measurable time.
+ */
+const USER_DB_PAGE_SIZE = 16 * 1024;
+
+/**
  * Documents of at least this many bytes (the `size` column) are read for a download as their stored UTF-8 bytes:
  * a string would be decoded here and encoded again on its way out. Smaller ones stay strings: a buffer apiece for
  * 10,000 documents of 5 KB made the garbage collector's work and the reads cost more than the decoding saved
@@ -299,6 +308,7 @@ export class SqliteDocumentStore implements DocumentStore {
       try {
         db.pragma('journal_mode = OFF');
         db.pragma('synchronous = OFF');
+        db.pragma(`page_size = ${USER_DB_PAGE_SIZE}`);
         UserDb.initialize(db);
         db.pragma('journal_mode = WAL');
       } finally {
