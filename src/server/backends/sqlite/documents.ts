@@ -3,7 +3,6 @@
  * U1DB replica of opaque ciphertext (documents, transaction log, sync log).
  */
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import Database from 'better-sqlite3-multiple-ciphers';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -31,6 +30,7 @@ import type {
   UploadSession,
 } from '../types.js';
 import { WalCheckpointer } from './checkpointer.js';
+import { buildDatabaseFile, SpareDatabases } from './spares.js';
 import { HandleCache, openSqlite, type Db } from './connection.js';
 
 const SCHEMA = `
@@ -229,6 +229,24 @@ class UserDb {
   }
 }
 
+/**
+ * Write an empty user database at `file` (no one else sees it yet): no journal and no syncs while building, so a
+ * crash leaves only a stray file; switched to WAL here, where it costs no sync, so that the first real opens do not
+ * each pay for a journaled header change. The caller syncs it before it is used (`buildDatabaseFile`).
+ */
+function createEmptyUserDb(file: string): void {
+  const db = new Database(file);
+  try {
+    db.pragma('journal_mode = OFF');
+    db.pragma('synchronous = OFF');
+    db.pragma(`page_size = ${USER_DB_PAGE_SIZE}`);
+    UserDb.initialize(db);
+    db.pragma('journal_mode = WAL');
+  } finally {
+    db.close();
+  }
+}
+
 function openUserDb(file: string): UserDb {
   // Checkpoints run off the request path (WalCheckpointer): each write asks for one.
   const db = openSqlite(file, { mustExist: true, autoCheckpoint: false });
@@ -246,7 +264,12 @@ export interface SqliteDocumentStoreOptions {
   readonly dir: string;
   /** Most user databases kept open at once (least recently used ones are closed). */
   readonly maxOpen: number;
+  /** Empty databases kept ready for new users (default {@link DEFAULT_SPARE_DATABASES}; 0: built when needed). */
+  readonly spareDatabases?: number;
 }
+
+/** Spare databases kept ready, so that a new user's first sync does not wait for a disk sync (see spares.ts). */
+export const DEFAULT_SPARE_DATABASES = 2;
 
 /**
  * {@link DocumentStore} on one SQLite file per user. Writers to one database are serialized by an in-process
@@ -264,6 +287,8 @@ export class SqliteDocumentStore implements DocumentStore {
   private readonly writers = new KeyedMutex();
   private readonly checkpointer = new WalCheckpointer();
   private readonly sessions = new Set<SqliteUploadSession>();
+  private readonly spares: SpareDatabases;
+  private sparesClosed: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(options: SqliteDocumentStoreOptions) {
@@ -271,6 +296,8 @@ export class SqliteDocumentStore implements DocumentStore {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.cache = new HandleCache(options.maxOpen);
     this.idleWriters = new HandleCache(options.maxOpen);
+    this.spares = new SpareDatabases(path.join(this.dir, '.spare'), options.spareDatabases ?? DEFAULT_SPARE_DATABASES,
+      createEmptyUserDb);
   }
 
   private file(dbName: string): string {
@@ -286,6 +313,7 @@ export class SqliteDocumentStore implements DocumentStore {
 
   private handle(dbName: string): UserDb {
     if (this.closed) throw new DatabaseClosedError();
+    this.spares.used();
     assertUserDbName(dbName);
     return this.cache.get(dbName, () => {
       const file = this.file(dbName);
@@ -298,31 +326,14 @@ export class SqliteDocumentStore implements DocumentStore {
     assertUserDbName(dbName);
     return this.writers.run(dbName, async () => {
       if (existsSync(this.file(dbName))) return { replicaUid: this.handle(dbName).replicaUid, created: false };
-      // Build the file aside and rename it into place: no reader ever sees a half-initialized database.
-      const tmp = `${this.file(dbName)}.creating-${randomBytes(6).toString('hex')}`;
-      // No journal and no syncs while building a file nobody else sees (a crash leaves only stray temporary files:
-      // the file, and its WAL and shared memory once switched); one fsync before the rename makes it durable. The
-      // file is switched to WAL here, where it costs no sync, so that the first real opens do not each pay for a
-      // journaled header change with its syncs.
-      const db = new Database(tmp);
-      try {
-        db.pragma('journal_mode = OFF');
-        db.pragma('synchronous = OFF');
-        db.pragma(`page_size = ${USER_DB_PAGE_SIZE}`);
-        UserDb.initialize(db);
-        db.pragma('journal_mode = WAL');
-      } finally {
-        db.close();
+      // A spare built ahead, or one built now: aside, then renamed into place, so that no reader ever sees a
+      // half-initialized database.
+      let ready = this.spares.take();
+      if (ready === null) {
+        ready = `${this.file(dbName)}.creating-${randomBytes(6).toString('hex')}`;
+        await buildDatabaseFile(ready, createEmptyUserDb);
       }
-      // On the thread pool: the sync waits for the disk (milliseconds when other files' writes are being flushed),
-      // and meanwhile this thread serves other requests and this upload's first documents.
-      const file = await open(tmp, 'r+');
-      try {
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-      renameSync(tmp, this.file(dbName));
+      renameSync(ready, this.file(dbName));
       return { replicaUid: this.handle(dbName).replicaUid, created: true };
     });
   }
@@ -437,10 +448,16 @@ export class SqliteDocumentStore implements DocumentStore {
   /** Abort open uploads and close every file. */
   close(): void {
     this.closed = true;
+    this.sparesClosed = this.spares.close();
     this.checkpointer.close();
     for (const s of [...this.sessions]) s.abortSync();
     this.cache.closeAll();
     this.idleWriters.closeAll();
+  }
+
+  /** Resolves once the background work of a closed store (a spare database being built) has ended. */
+  settled(): Promise<void> {
+    return this.sparesClosed;
   }
 }
 

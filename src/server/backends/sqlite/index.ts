@@ -54,6 +54,7 @@ export async function openSqliteBackend(options: SqliteBackendOptions): Promise<
       documents.close();
       shared.close();
       tokens.close();
+      await documents.settled();
     },
   };
 }
