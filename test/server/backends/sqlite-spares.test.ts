@@ -4,7 +4,7 @@
  * built when needed.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,6 +77,20 @@ describe('sqlite spare user databases', () => {
       assert.ok(existsSync(join(users, '.spare', kept!)));
       await store.ensureDatabase(USER_A);
       assert.ok(!existsSync(join(users, '.spare', kept!)), 'the spare of the earlier run became the new database');
+    } finally {
+      store.close();
+      await store.settled();
+    }
+  });
+
+  it('builds the database when the spares it knew are gone (another process on the directory took them)', async () => {
+    const users = join(dir, 'users');
+    const store = new SqliteDocumentStore({ dir: users, maxOpen: 8, spareDatabases: 2 });
+    try {
+      for (const f of await sparesReady(join(users, '.spare'), 2)) rmSync(join(users, '.spare', f));
+      const a = await store.ensureDatabase(USER_A);
+      assert.equal(a.created, true);
+      assert.deepEqual(await store.whatsChanged(USER_A, 0), { generation: 0, transactionId: '', changes: [] });
     } finally {
       store.close();
       await store.settled();

@@ -328,14 +328,26 @@ export class SqliteDocumentStore implements DocumentStore {
       if (existsSync(this.file(dbName))) return { replicaUid: this.handle(dbName).replicaUid, created: false };
       // A spare built ahead, or one built now: aside, then renamed into place, so that no reader ever sees a
       // half-initialized database.
-      let ready = this.spares.take();
-      if (ready === null) {
-        ready = `${this.file(dbName)}.creating-${randomBytes(6).toString('hex')}`;
-        await buildDatabaseFile(ready, createEmptyUserDb);
+      if (!this.renameSpare(this.file(dbName))) {
+        const tmp = `${this.file(dbName)}.creating-${randomBytes(6).toString('hex')}`;
+        await buildDatabaseFile(tmp, createEmptyUserDb);
+        renameSync(tmp, this.file(dbName));
       }
-      renameSync(ready, this.file(dbName));
       return { replicaUid: this.handle(dbName).replicaUid, created: true };
     });
+  }
+
+  /** Move a spare database to `file`; false when there is none (or another process on this directory took it). */
+  private renameSpare(file: string): boolean {
+    for (let spare = this.spares.take(); spare !== null; spare = this.spares.take()) {
+      try {
+        renameSync(spare, file);
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    return false;
   }
 
   async databaseExists(dbName: string): Promise<boolean> {
