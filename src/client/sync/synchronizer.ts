@@ -576,14 +576,22 @@ export class Synchronizer extends EventEmitter<SynchronizerEvents> {
   /**
    * Tell the server our generation after a download without holding up the sync: the documents are already applied,
    * and the record only spares the next sync from sending them back. Over a real network that is a round trip less
-   * per sync. The local database keeps the record until a later sync sees the server has it, so a record lost with
-   * the process or the connection is told then. The request is not tied to the sync's abort signal (the sync is
+   * per sync. The local database keeps the record until the server has answered (or a later sync sees the server
+   * has it), so a record lost with the process or the connection is told then. The request is not tied to the sync's abort signal (the sync is
    * over); `close()` waits for it.
    */
   private recordInBackground(record: PendingSyncRecord): void {
     const db = this.db;
     const inFlight: Promise<void> = this.target.recordSyncInfo(record.generation, record.transactionId).then(
-      () => undefined,
+      () => {
+        // The server has it: the next sync need not look (nor write to drop it then). No sync can have left
+        // another record meanwhile: each waits for this one first.
+        try {
+          if (db.isOpen) db.setPendingSyncRecord(null);
+        } catch {
+          // Busy or closed: the next sync drops it once it sees the server has it.
+        }
+      },
       () => undefined,
     ).finally(() => {
       if (recording.get(db) === inFlight) recording.delete(db);

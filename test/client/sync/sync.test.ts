@@ -137,14 +137,14 @@ describe('sync: convergence', () => {
       assert.equal(b.sync.lastStats()?.recordedWithTarget, true);
       assert.deepEqual(b.db.getPendingSyncRecord(), {
         replicaUid: b.sync.lastStats()!.targetReplicaUid, ...b.db.getGenerationInfo(),
-      }, 'kept locally until a later sync sees the server has it');
+      }, 'kept locally until the server has answered');
       await b.sync.recorded();
       const info = await server.backend.documents.getSyncInfo(`user-${user.uuid}`, b.db.replicaUid);
       assert.equal(info.sourceGeneration, 5, 'the server knows B has seen its five documents');
+      assert.equal(b.db.getPendingSyncRecord(), null, 'and the device knows the server has it');
       b.db.createDoc({ from: 'b' });
       await b.sync.sync();
       assert.equal(b.sync.lastStats()?.docsSent, 1, 'only B\'s own document goes up');
-      assert.equal(b.db.getPendingSyncRecord(), null);
     } finally {
       await a.close();
       await b.close();
@@ -159,9 +159,12 @@ describe('sync: convergence', () => {
       for (let i = 0; i < 5; i++) a.db.createDoc({ from: 'a', i });
       await a.sync.sync();
       await b.sync.sync();
+      const pending = b.db.getPendingSyncRecord()!;
       await b.sync.recorded();
-      // As if the process had ended (or the connection broken) before the record arrived.
+      // As if the process had ended (or the connection broken) before the record arrived: the server never got it,
+      // and the device still holds it.
       await server.backend.documents.recordSyncInfo(`user-${user.uuid}`, b.db.replicaUid, 0, '');
+      b.db.setPendingSyncRecord(pending);
       b.db.createDoc({ from: 'b' });
       await b.sync.sync();
       const stats = b.sync.lastStats()!;
