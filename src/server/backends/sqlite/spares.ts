@@ -8,7 +8,7 @@
  * is named `building-…` until it is synced, so one left half-built by a crash is never taken: the next start
  * removes it and keeps the finished ones.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -112,7 +112,7 @@ export class SpareDatabases {
     } catch {
       // A full disk, a removed directory: no more spares in this run; databases are then built when needed (and
       // that reports the error).
-      for (const f of [building, `${building}-wal`, `${building}-shm`]) if (existsSync(f)) rmSync(f, { force: true });
+      for (const f of [building, `${building}-wal`, `${building}-shm`]) rmSync(f, { force: true });
       this.closed = true;
     }
   }
