@@ -26,6 +26,11 @@ async function sparesReady(dir: string, n: number): Promise<string[]> {
   throw new Error(`fewer than ${n} spares were built`);
 }
 
+/** Use the store once (a read of a missing database): the pool of spares starts with the first use. */
+async function touch(store: SqliteDocumentStore): Promise<void> {
+  await store.whatsChanged('user-00000000000000000000000000000000', 0).catch(() => undefined);
+}
+
 describe('sqlite spare user databases', () => {
   let dir: string;
   beforeEach(async () => {
@@ -39,6 +44,9 @@ describe('sqlite spare user databases', () => {
     const users = join(dir, 'users');
     const store = new SqliteDocumentStore({ dir: users, maxOpen: 8, spareDatabases: 2 });
     try {
+      await sleep(150);
+      assert.deepEqual(readdirSync(join(users, '.spare')), [], 'nothing is built before the store is used');
+      await touch(store);
       const before = await sparesReady(join(users, '.spare'), 2);
       const a = await store.ensureDatabase(USER_A);
       const b = await store.ensureDatabase(USER_B);
@@ -67,6 +75,7 @@ describe('sqlite spare user databases', () => {
   it('keeps finished spares across restarts and removes half-built ones', async () => {
     const users = join(dir, 'users');
     let store = new SqliteDocumentStore({ dir: users, maxOpen: 8, spareDatabases: 1 });
+    await touch(store);
     const [kept] = await sparesReady(join(users, '.spare'), 1);
     store.close();
     await store.settled();
@@ -87,6 +96,7 @@ describe('sqlite spare user databases', () => {
     const users = join(dir, 'users');
     const store = new SqliteDocumentStore({ dir: users, maxOpen: 8, spareDatabases: 2 });
     try {
+      await touch(store);
       for (const f of await sparesReady(join(users, '.spare'), 2)) rmSync(join(users, '.spare', f));
       const a = await store.ensureDatabase(USER_A);
       assert.equal(a.created, true);

@@ -47,6 +47,7 @@ export class SpareDatabases {
   private lastUse = 0;
   private waiting = false;
   private inFlight: Promise<void> = Promise.resolve();
+  private started = false;
 
   constructor(
     private readonly dir: string,
@@ -60,7 +61,6 @@ export class SpareDatabases {
       if (/^spare-[0-9a-f]+\.db$/.test(name)) this.ready.push(file);
       else rmSync(file, { force: true });
     }
-    this.refill();
   }
 
   /** A ready database file, taken out of the pool (the caller renames it into place), or `null` if none is. */
@@ -71,9 +71,16 @@ export class SpareDatabases {
     return file;
   }
 
-  /** The databases were just used: building waits until they have been idle for a while. */
+  /**
+   * The databases were just used: building waits until they have been idle for a while. The first use starts the
+   * pool, so that a command that opens the store only briefly (`soledad-server token add`) builds nothing.
+   */
   used(): void {
     this.lastUse = performance.now();
+    if (!this.started) {
+      this.started = true;
+      this.refill();
+    }
   }
 
   /** Build no more spares (those ready stay on disk for the next start); resolves once a build under way ended. */
